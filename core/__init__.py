@@ -1,0 +1,1 @@
+"""Oddscope engine: everything a scientist can script without Qt."""

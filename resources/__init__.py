@@ -1,0 +1,1 @@
+"""Icons, styles and small data shipped with Oddscope."""
