@@ -1,0 +1,33 @@
+"""Shared pytest setup: Qt tests run without a display; one small demo project per session."""
+import os
+import shutil
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+DEMO_IMAGES = 150
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory):
+    """A small demo survey (images/, truth.csv) indexed with the real default encoder into project/.
+
+    Built once per session; tests that write must use ``demo_project`` (a private copy).
+    """
+    from oddscope.core.demo import make_demo
+    from oddscope.core.pipeline import index_images
+    from oddscope.core.store import Project
+
+    root = tmp_path_factory.mktemp("demo")
+    make_demo(root, n_images=DEMO_IMAGES, seed=1)
+    with Project.create(root / "project") as project:
+        index_images(project, root / "images")
+    return root
+
+
+@pytest.fixture
+def demo_project(demo_dir, tmp_path):
+    """A writable copy of the demo project (images copied along: stored paths are relative)."""
+    shutil.copytree(demo_dir, tmp_path / "demo")
+    return tmp_path / "demo" / "project"
