@@ -1,0 +1,884 @@
+"""Scalable scatter map of an embedding (UMAP) of up to ~1,000,000 images.
+
+Why not one ``pg.ScatterPlotItem``: at 1M points its ``setData`` takes ~2.3 s and a repaint ~255 ms
+on this machine, and even at 20k points ``setData`` costs 70-250 ms of per-point Python work.  So the
+map draws by level of detail, re-rendered for the visible range:
+
+* many points in view: one ``pg.ImageItem`` binned to ``BIN_PX`` screen pixels with ``np.bincount``
+  (colour = mean value per bin through the colour map, or mean category colour; alpha = log count).
+  Binning 1M points takes ~30-60 ms, inside the GUI budget, so it runs on the GUI thread, debounced
+  by a ``QTimer`` while the view moves (the old image pans/zooms with the view meanwhile);
+* few points in view: :class:`PointsItem`, a minimal fixed-pixel-size scatter (one pre-rendered
+  sprite per colour, one ``drawPixmapFragments`` call), loaded with a margin around the view so that
+  panning rarely reloads it.
+
+Selected points are drawn on top as markers (up to ``SELECTION_MARKER_CAP``, beyond that as a binned
+image layer), plus rings for the hovered and the current point.
+
+Picking (hover, click) queries a ``scipy.spatial.cKDTree`` that :meth:`MapView.set_points` builds on
+a plain Python thread (scipy releases the GIL while building, 0.4-0.9 s at 1M), so it never blocks the
+GUI; until the tree is ready, picking scans all points with NumPy (~2-5 ms at 1M).  No Qt object is
+touched off the GUI thread.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+
+import numpy as np
+import pyqtgraph as pg
+import shiboken6
+from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from scipy.spatial import cKDTree
+
+PICK_RADIUS_PX = 6
+SCATTER_THRESHOLD = 20_000  # at most this many points in view: draw markers, else the density image
+SELECTION_MARKER_CAP = 50_000  # larger selections are drawn as an image layer
+BIN_PX = 2  # density bins are BIN_PX x BIN_PX screen pixels: each point shows as a visible dot
+DEBOUNCE_MS = 40  # re-render this long after the view stopped changing...
+MAX_DEFER_S = 0.15  # ...but at least this often while it keeps changing
+MIN_ALPHA = 160  # alpha of a bin holding one point; the densest bin is opaque
+
+BACKGROUND = (30, 32, 38)
+PLAIN_COLOR = (110, 170, 255, 255)
+NAN_COLOR = (128, 128, 128, 255)
+HIGHLIGHT = (255, 255, 255, 255)  # selection: white stands out from every map and category colour
+HOVER_COLOR = (0, 220, 255, 255)
+CURRENT_COLOR = (255, 200, 0, 255)
+# Perceptual colour maps start near black, which vanishes on the dark background: the lowest part is
+# dropped (the colour bar shows the same truncated map, so nothing is misread).
+CMAP_START = 0.2
+# tab10: distinct on a dark background; more categories get evenly spaced hues.
+CATEGORY_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                   "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+LEGEND_MAX_ROWS = 25
+
+
+def points_in_polygon(x: np.ndarray, y: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Boolean mask of the points ``(x, y)`` inside ``polygon`` ((M, 2) vertices), even-odd rule.
+
+    Ray casting, but each edge only tests the points whose y lies in the edge's y span: the points are
+    sorted by y once and each edge takes a slice with ``searchsorted``.  That costs about
+    O(n log n + n * crossings) instead of O(n * edges), so a hand-drawn lasso of hundreds of vertices
+    over 100k candidates stays in the tens of milliseconds.
+    """
+    x, y = np.asarray(x), np.asarray(y)  # float32 points stay float32: sorting them is 2x faster
+    poly = np.asarray(polygon, np.float64).reshape(-1, 2)
+    inside = np.zeros(x.shape, bool)
+    if len(poly) < 3 or x.size == 0:
+        return inside
+    order = np.argsort(y)
+    ys, xs = y[order], x[order]
+    flip = np.zeros(x.shape, bool)
+    x1s, y1s = poly[:, 0], poly[:, 1]
+    x2s, y2s = np.roll(x1s, -1), np.roll(y1s, -1)
+    lo = np.searchsorted(ys, np.minimum(y1s, y2s), "left")
+    hi = np.searchsorted(ys, np.maximum(y1s, y2s), "left")
+    for x1, y1, x2, y2, a, b in zip(x1s, y1s, x2s, y2s, lo, hi):
+        if a == b:
+            continue  # horizontal edge or no point in its y span
+        crossing_x = x1 + (ys[a:b] - y1) * ((x2 - x1) / (y2 - y1))
+        flip[a:b] ^= xs[a:b] < crossing_x
+    inside[order] = flip
+    return inside
+
+
+class PointsItem(pg.GraphicsObject):
+    """Markers of a fixed pixel size, drawn from a sprite atlas with one ``drawPixmapFragments`` call.
+
+    ``keys`` pick a sprite (a colour of :meth:`set_colors`) per point.  It replaces ScatterPlotItem
+    where that one's per-point Python work in ``setData`` (~100 ms per 20k points) would stall the
+    view.  ``ring=True`` draws hollow rings (hover / current markers).
+    """
+
+    def __init__(self, size: float = 5.0, *, ring: bool = False, outline=None):
+        super().__init__()
+        self._size = float(size)
+        self._ring = ring
+        self._outline = outline
+        self._colors = np.array([PLAIN_COLOR], np.uint8)
+        self._atlas = None  # (QPixmap, sprite side in atlas pixels, device pixel ratio)
+        self._x = self._y = np.empty(0)
+        self._keys = np.empty(0, np.intp)
+        self._bounds = QRectF()
+
+    def set_colors(self, colors) -> None:
+        self._colors = np.asarray(colors, np.uint8).reshape(-1, 4)
+        self._atlas = None
+        self.update()
+
+    def set_points(self, x, y, keys=None) -> None:
+        self._x = np.asarray(x, np.float64)
+        self._y = np.asarray(y, np.float64)
+        self._keys = np.zeros(self._x.size, np.intp) if keys is None else np.asarray(keys, np.intp)
+        self.prepareGeometryChange()
+        if self._x.size:
+            self._bounds = QRectF(QPointF(self._x.min(), self._y.min()),
+                                  QPointF(self._x.max(), self._y.max()))
+        else:
+            self._bounds = QRectF()
+        self.update()
+
+    def point_count(self) -> int:
+        return int(self._x.size)
+
+    def boundingRect(self) -> QRectF:
+        if not self._x.size:
+            return QRectF()
+        px, py = self.pixelVectors()
+        if px is None:
+            return QRectF(self._bounds)
+        pad_x = np.hypot(px.x(), px.y()) * self._size
+        pad_y = np.hypot(py.x(), py.y()) * self._size
+        return self._bounds.adjusted(-pad_x, -pad_y, pad_x, pad_y)
+
+    def viewTransformChanged(self) -> None:
+        self.prepareGeometryChange()  # the pixel padding of boundingRect changed
+
+    def _sprite_atlas(self, dpr: float):
+        if self._atlas is None or self._atlas[2] != dpr:
+            side = int(np.ceil((self._size + 2) * dpr))
+            atlas = QtGui.QPixmap(side * len(self._colors), side)
+            atlas.fill(Qt.transparent)
+            painter = QtGui.QPainter(atlas)
+            painter.setRenderHint(QtGui.QPainter.Antialiasing)
+            diameter = self._size * dpr
+            for i, rgba in enumerate(self._colors):
+                color = QtGui.QColor(*map(int, rgba))
+                margin = (side - diameter) / 2
+                rect = QRectF(i * side + margin, margin, diameter, diameter)
+                if self._ring:  # a coloured ring on a dark halo: visible on light and dark
+                    rect = rect.adjusted(2 * dpr, 2 * dpr, -2 * dpr, -2 * dpr)
+                    painter.setBrush(Qt.NoBrush)
+                    painter.setPen(QtGui.QPen(QtGui.QColor(0, 0, 0, 200), 4 * dpr))
+                    painter.drawEllipse(rect)
+                    painter.setPen(QtGui.QPen(color, 2 * dpr))
+                else:
+                    painter.setPen(QtGui.QPen(QtGui.QColor(*self._outline), dpr)
+                                   if self._outline is not None else Qt.NoPen)
+                    painter.setBrush(color)
+                painter.drawEllipse(rect)
+            painter.end()
+            self._atlas = (atlas, side, dpr)
+        return self._atlas
+
+    def paint(self, painter, option, widget=None):
+        if not self._x.size:
+            return
+        dpr = widget.devicePixelRatioF() if widget is not None else painter.device().devicePixelRatioF()
+        atlas, side, dpr = self._sprite_atlas(dpr)
+        t = painter.transform()
+        dx = t.m11() * self._x + t.m21() * self._y + t.dx()
+        dy = t.m12() * self._x + t.m22() * self._y + t.dy()
+        device = painter.device()
+        w, h = device.width() / dpr, device.height() / dpr
+        keep = (dx > -side) & (dx < w + side) & (dy > -side) & (dy < h + side)
+        n = int(np.count_nonzero(keep))
+        if not n:
+            return
+        # QPainter::PixmapFragment is 10 qreals: x, y (target centre), sourceLeft, sourceTop, width,
+        # height, scaleX, scaleY, rotation, opacity.
+        frags = np.empty((n, 10), np.float64)
+        frags[:, 0] = dx[keep]
+        frags[:, 1] = dy[keep]
+        frags[:, 2] = self._keys[keep] * side
+        frags[:, 3] = 0
+        frags[:, 4:6] = side
+        frags[:, 6:8] = 1 / dpr
+        frags[:, 8] = 0
+        frags[:, 9] = 1
+        painter.resetTransform()
+        first = shiboken6.wrapInstance(frags.ctypes.data, QtGui.QPainter.PixmapFragment)
+        painter.drawPixmapFragments(first, n, atlas)
+
+
+class _MapViewBox(pg.ViewBox):
+    """ViewBox that hands left clicks and selection drags to its MapView; the rest pans/zooms."""
+
+    def __init__(self, owner: "MapView"):
+        super().__init__(lockAspect=True, enableMenu=False)
+        self._owner = owner
+
+    def mouseClickEvent(self, ev):
+        if ev.button() == Qt.LeftButton:
+            ev.accept()
+            self._owner._on_click(self.mapToView(ev.pos()), ev.modifiers())
+        else:
+            super().mouseClickEvent(ev)
+
+    def mouseDragEvent(self, ev, axis=None):
+        if ev.button() == Qt.LeftButton and self._owner._on_drag(ev):
+            return
+        super().mouseDragEvent(ev, axis)
+
+
+class MapView(QtWidgets.QWidget):
+    """Interactive 2-D map of up to ~1M points: colour by score or category, hover, pick, select.
+
+    Selection: click selects one point, Ctrl-click toggles, Shift-click adds.  Drags select by
+    rectangle or lasso: the toolbar mode (pan / rectangle / lasso; keys P, R, L) decides what a plain
+    drag does; Shift-drag draws a rectangle and Ctrl-drag a lasso in any mode, and those add to the
+    selection.  Esc clears it.  A click on empty space does nothing (no accidental loss of a big
+    lasso selection).
+    """
+
+    hovered = Signal(int)  # index under the cursor, -1 when none
+    clicked = Signal(int)
+    selection_changed = Signal(object)  # sorted unique int64 indices
+
+    def __init__(self, parent=None, *, scatter_threshold: int = SCATTER_THRESHOLD,
+                 pick_radius_px: float = PICK_RADIUS_PX):
+        super().__init__(parent)
+        self._scatter_threshold = int(scatter_threshold)
+        self._pick_radius_px = float(pick_radius_px)
+        self._x = self._y = np.empty(0, np.float32)
+        self._bounds = (0.0, 0.0, 0.0, 0.0)  # x0, x1, y0, y1 of the points
+        self._tree = None
+        self._tree_token = None
+        self._tree_thread = None
+        self._values01 = None  # continuous colours: values scaled to [0, 1], NaN -> 0, float64
+        self._nan = None  # bool mask of NaN values, None when there are none
+        self._point_rgb = None  # categorical colours: (3, N) float64 rows, as bincount weighs
+        self._keys = np.empty(0, np.uint16)  # per point, its row in the palette (marker colours)
+        self._palette32 = None  # palette rows as uint32 RGBA, for one-gather colouring of bins
+        self._selected = np.empty(0, np.int64)
+        self._current = None
+        self._hover = -1
+        self._tooltip_provider = None
+        self._mode = "pan"
+        self._drag = None  # (shape, additive, view points, last local pos) during a selection drag
+        self._data_version = 0  # bumped when points or colours change
+        self._selection_version = 0
+        self._points_key = None  # what the points layer was last rendered for
+        self._selection_key = None
+        self._scatter_region = None  # (x0, x1, y0, y1, data version) loaded into scatter_item
+        self._defer_start = 0.0
+
+        self.plot_widget = pg.GraphicsLayoutWidget()
+        self.plot_widget.setBackground(BACKGROUND)
+        self.plot_widget.ci.setContentsMargins(2, 10, 2, 10)  # room for the colour bar's end labels
+        self._vb = _MapViewBox(self)
+        self.plot_widget.addItem(self._vb, row=0, col=0)
+
+        self.density_item = pg.ImageItem()
+        self.scatter_item = PointsItem(5)
+        self.selection_image = pg.ImageItem()
+        self.selection_markers = PointsItem(7, outline=(0, 0, 0, 200))
+        self.selection_markers.set_colors([HIGHLIGHT])
+        self.hover_marker = PointsItem(14, ring=True)
+        self.hover_marker.set_colors([HOVER_COLOR])
+        self.current_marker = PointsItem(20, ring=True)
+        self.current_marker.set_colors([CURRENT_COLOR])
+        for z, item in enumerate([self.density_item, self.scatter_item, self.selection_image,
+                                  self.selection_markers, self.hover_marker, self.current_marker]):
+            item.setZValue(z)
+            item.hide()
+            self._vb.addItem(item, ignoreBounds=True)
+        overlay_pen = pg.mkPen((255, 255, 255, 220), width=1.5, style=Qt.DashLine)
+        self._rect_overlay = QtWidgets.QGraphicsRectItem()
+        self._lasso_overlay = QtWidgets.QGraphicsPathItem()
+        for item in (self._rect_overlay, self._lasso_overlay):
+            item.setPen(overlay_pen)
+            item.setBrush(pg.mkBrush(255, 255, 255, 30))
+            item.setZValue(100)
+            item.hide()
+            self._vb.addItem(item, ignoreBounds=True)
+
+        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap="viridis", width=14,
+                                        interactive=False, colorMapMenu=False)
+        self.colorbar.getAxis("left").setTextPen((220, 220, 220))
+        self.colorbar.getAxis("right").setTextPen((220, 220, 220))
+        self.legend = pg.LegendItem(offset=(-10, 10), brush=(0, 0, 0, 170), pen=(90, 90, 90),
+                                    labelTextColor=(230, 230, 230))
+        self.legend.setParentItem(self._vb)
+        self.legend.hide()
+
+        self.popup = QtWidgets.QLabel(self, Qt.ToolTip)
+        self.popup.setStyleSheet("background: #202226; color: #e6e6e6; border: 1px solid #555;"
+                                 " padding: 3px;")
+
+        self._refresh_timer = QtCore.QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
+        self._refresh_timer.timeout.connect(self.refresh)
+        self._vb.sigRangeChanged.connect(self._on_range_changed)
+        self._vb.sigResized.connect(self._on_range_changed)
+        self.plot_widget.viewport().installEventFilter(self)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self._make_toolbar())
+        layout.addWidget(self.plot_widget)
+
+    # ----------------------------------------------------------------------------------- toolbar
+    def _make_toolbar(self) -> QtWidgets.QToolBar:
+        bar = QtWidgets.QToolBar(self)
+        group = QtGui.QActionGroup(self)
+        self._mode_actions = {}
+        for mode, text, key, tip in [
+            ("pan", "Pan", "P", "Drag pans, wheel zooms (P)"),
+            ("rect", "Rectangle", "R", "Drag selects a rectangle (R); Shift-drag adds one in any mode"),
+            ("lasso", "Lasso", "L", "Drag draws a lasso (L); Ctrl-drag adds one in any mode"),
+        ]:
+            action = QtGui.QAction(text, self, checkable=True, toolTip=tip,
+                                   shortcut=QtGui.QKeySequence(key))
+            action.setShortcutContext(Qt.WidgetWithChildrenShortcut)
+            action.triggered.connect(lambda _=False, m=mode: self.set_mode(m))
+            group.addAction(action)
+            bar.addAction(action)
+            self.addAction(action)
+            self._mode_actions[mode] = action
+        self._mode_actions["pan"].setChecked(True)
+        bar.addSeparator()
+        for text, key, tip, slot in [
+            ("Fit", "F", "Show all points (F)", self.auto_range),
+            ("Clear", "Esc", "Clear the selection (Esc)", self.clear_selection),
+        ]:
+            action = QtGui.QAction(text, self, toolTip=tip, shortcut=QtGui.QKeySequence(key))
+            action.setShortcutContext(Qt.WidgetWithChildrenShortcut)
+            action.triggered.connect(slot)
+            bar.addAction(action)
+            self.addAction(action)
+        return bar
+
+    def set_mode(self, mode: str) -> None:
+        """What a plain left drag does: "pan", "rect" or "lasso"."""
+        if mode not in self._mode_actions:
+            raise ValueError(f"mode must be one of {sorted(self._mode_actions)}, not {mode!r}")
+        self._mode = mode
+        self._mode_actions[mode].setChecked(True)
+
+    def mode(self) -> str:
+        return self._mode
+
+    # -------------------------------------------------------------------------------------- data
+    def set_points(self, xy) -> None:
+        """Show the points ``xy`` ((N, 2), e.g. a UMAP); clears colours, selection and current item.
+
+        Starts building the picking index on a background thread and fits the view.
+        """
+        xy = np.asarray(xy, np.float32)
+        if xy.ndim != 2 or xy.shape[1] != 2:
+            raise ValueError(f"xy must have shape (N, 2), got {xy.shape}")
+        if not np.isfinite(xy).all():
+            raise ValueError("xy contains NaN or infinite coordinates")
+        self._x = np.ascontiguousarray(xy[:, 0])
+        self._y = np.ascontiguousarray(xy[:, 1])
+        if len(xy):
+            self._bounds = (float(self._x.min()), float(self._x.max()),
+                            float(self._y.min()), float(self._y.max()))
+        self._tree = None
+        self._tree_token = token = object()
+        self._tree_thread = None
+        if len(xy):
+            self._tree_thread = threading.Thread(target=self._build_tree, args=(xy, token),
+                                                 daemon=True, name="mapview-kdtree")
+            self._tree_thread.start()
+        self._selected = np.empty(0, np.int64)
+        self._selection_version += 1
+        self._current = None
+        self.current_marker.hide()
+        self._set_hover(-1)
+        self._values01 = self._nan = self._point_rgb = None
+        self._keys = np.zeros(self._x.size, np.uint16)
+        self._set_palette([PLAIN_COLOR])
+        self.legend.hide()
+        self._hide_colorbar()
+        self._data_version += 1
+        self.auto_range()  # renders
+
+    def _build_tree(self, xy: np.ndarray, token: object) -> None:
+        """Runs off the GUI thread; publishes the tree only if these are still the points shown."""
+        tree = cKDTree(xy, balanced_tree=False, compact_nodes=False)
+        if token is self._tree_token:
+            self._tree = tree
+
+    def wait_for_index(self, timeout: float | None = None) -> bool:
+        """Block until the picking index is built (for scripts and benchmarks); True when ready."""
+        if self._tree_thread is not None:
+            self._tree_thread.join(timeout)
+        return self._tree is not None
+
+    def point_count(self) -> int:
+        return int(self._x.size)
+
+    def set_colors(self, values, cmap="viridis", vmin=None, vmax=None,
+                   label: str = "anomaly score") -> None:
+        """Colour by a continuous value per point (NaN in grey) with a colour bar.
+
+        ``cmap`` is a pyqtgraph colour map name or a ``pg.ColorMap`` (its darkest CMAP_START part
+        is dropped, see there); ``vmin``/``vmax`` default to the finite range of ``values``.
+        """
+        values = np.asarray(values, np.float64)
+        if values.shape != self._x.shape:
+            raise ValueError(f"values must have shape ({self._x.size},), got {values.shape}")
+        nan = ~np.isfinite(values)  # NaN (and inf): no value, drawn grey
+        finite = values[~nan]
+        if vmin is None:
+            vmin = float(finite.min()) if finite.size else 0.0
+        if vmax is None:
+            vmax = float(finite.max()) if finite.size else 1.0
+        lo = float(vmin)
+        hi = float(vmax) if vmax > vmin else lo + 1.0
+        full_map = pg.colormap.get(cmap) if isinstance(cmap, str) else cmap
+        lut = full_map.getLookupTable(CMAP_START, 1.0, 256, alpha=True).astype(np.uint8)
+        colormap = pg.ColorMap(np.linspace(0.0, 1.0, 256), lut)
+        scaled = np.clip((values - lo) / (hi - lo), 0.0, 1.0)  # float64: what bincount weighs in
+        scaled[nan] = 0.0
+        self._values01 = scaled
+        self._nan = nan if nan.any() else None
+        self._point_rgb = None
+        keys = (scaled * 255 + 0.5).astype(np.uint16)
+        keys[nan] = 256
+        self._keys = keys
+        self._set_palette(np.vstack([lut, NAN_COLOR]))
+        self.legend.hide()
+        self.colorbar.setColorMap(colormap)
+        self.colorbar.setLevels((lo, hi))
+        self.colorbar.getAxis("left").setLabel(label, color="#dddddd")
+        if self.colorbar.scene() is None:
+            self.plot_widget.addItem(self.colorbar, row=0, col=1)
+        self._data_changed()
+
+    def set_categories(self, codes, names, label: str = "tag") -> None:
+        """Colour by category ``codes`` (-1 = none, grey) with a legend of ``names``."""
+        codes = np.asarray(codes)
+        names = [str(n) for n in names]
+        if codes.shape != self._x.shape or (codes.size and codes.dtype.kind not in "iu"):
+            raise ValueError(f"codes must be integers of shape ({self._x.size},)")
+        if codes.size and (codes.max() >= len(names) or codes.min() < -1):
+            raise ValueError(f"codes must lie in [-1, {len(names) - 1}] for {len(names)} names")
+        palette = np.array([self._category_color(i, len(names)) for i in range(len(names))]
+                           + [NAN_COLOR], np.uint8).reshape(-1, 4)
+        keys = np.where(codes < 0, len(names), codes).astype(np.uint16)
+        self._keys = keys
+        self._point_rgb = np.ascontiguousarray(palette[keys, :3].T, np.float64)
+        self._values01 = self._nan = None
+        self._set_palette(palette)
+        self._hide_colorbar()
+        self._fill_legend(label, names, palette)
+        self._data_changed()
+
+    @staticmethod
+    def _category_color(i: int, n: int) -> tuple:
+        if n <= len(CATEGORY_COLORS):
+            color = QtGui.QColor(CATEGORY_COLORS[i])
+        else:
+            color = pg.intColor(i, hues=n, values=1, maxValue=255, minValue=150, sat=200)
+        return color.red(), color.green(), color.blue(), 255
+
+    def _fill_legend(self, label: str, names: list[str], palette: np.ndarray) -> None:
+        self.legend.clear()
+        self.legend.addItem(pg.ScatterPlotItem(pen=None, brush=None), f"<b>{html.escape(label)}</b>")
+        for i, name in enumerate(names[:LEGEND_MAX_ROWS]):
+            sample = pg.ScatterPlotItem(symbol="o", size=9, pen=None,
+                                        brush=pg.mkBrush(*map(int, palette[i])))
+            self.legend.addItem(sample, html.escape(name))
+        if len(names) > LEGEND_MAX_ROWS:
+            self.legend.addItem(pg.ScatterPlotItem(pen=None, brush=None),
+                                f"... and {len(names) - LEGEND_MAX_ROWS} more")
+        self.legend.show()
+
+    def legend_names(self) -> list[str]:
+        """Legend rows below its title: the category names (past LEGEND_MAX_ROWS a last
+        "... and N more"); empty when colouring by a continuous value."""
+        if not self.legend.isVisible():
+            return []
+        return [html.unescape(label.text) for _, label in self.legend.items[1:]]
+
+    def _set_palette(self, palette) -> None:
+        palette = np.ascontiguousarray(palette, np.uint8).reshape(-1, 4)
+        self._palette32 = palette.view(np.uint32).ravel()
+        self.scatter_item.set_colors(palette)
+
+    def _hide_colorbar(self) -> None:
+        if self.colorbar.scene() is not None:
+            self.plot_widget.ci.removeItem(self.colorbar)
+
+    def _data_changed(self) -> None:
+        self._data_version += 1
+        self.refresh()
+
+    # ---------------------------------------------------------------------------------- the view
+    def view_range(self) -> tuple[float, float, float, float]:
+        """Visible data range ``(x0, x1, y0, y1)``."""
+        (x0, x1), (y0, y1) = self._vb.viewRange()
+        return x0, x1, y0, y1
+
+    def set_view_range(self, x0: float, x1: float, y0: float, y1: float) -> None:
+        """Show at least this data range (the locked aspect may widen one side); renders now."""
+        # plain floats: NumPy float32 bounds overflow in pyqtgraph's comparisons with its limits
+        self._vb.setRange(xRange=(float(x0), float(x1)), yRange=(float(y0), float(y1)), padding=0)
+        self.refresh()
+
+    def auto_range(self) -> None:
+        """Fit all points in the view."""
+        if self._x.size:
+            x0, x1, y0, y1 = self._bounds
+            pad_x, pad_y = max((x1 - x0) * 0.03, 1e-6), max((y1 - y0) * 0.03, 1e-6)
+            self.set_view_range(x0 - pad_x, x1 + pad_x, y0 - pad_y, y1 + pad_y)
+        else:
+            self.set_view_range(-1.0, 1.0, -1.0, 1.0)
+
+    def _data_to_widget_affine(self) -> tuple[float, float, float, float]:
+        """``(sx, ox, sy, oy)`` with widget x = ox + sx * data x, widget y = oy + sy * data y."""
+        to_viewport = self.plot_widget.viewportTransform()
+        offset = self.plot_widget.viewport().mapTo(self, QtCore.QPoint(0, 0))
+        p0 = to_viewport.map(self._vb.mapViewToScene(QPointF(0.0, 0.0)))
+        p1 = to_viewport.map(self._vb.mapViewToScene(QPointF(1.0, 1.0)))
+        return (p1.x() - p0.x(), p0.x() + offset.x(), p1.y() - p0.y(), p0.y() + offset.y())
+
+    def data_to_widget(self, xy) -> np.ndarray:
+        """Map data points ((N, 2) or (2,)) to this widget's pixel coordinates (same shape)."""
+        xy = np.asarray(xy, np.float64)
+        sx, ox, sy, oy = self._data_to_widget_affine()
+        return np.stack([ox + sx * xy[..., 0], oy + sy * xy[..., 1]], axis=-1)
+
+    def widget_to_data(self, pos) -> tuple[float, float]:
+        """Map a position in this widget (QPoint/QPointF) to data coordinates."""
+        sx, ox, sy, oy = self._data_to_widget_affine()
+        return (pos.x() - ox) / sx, (pos.y() - oy) / sy
+
+    def pick_at(self, widget_pos) -> int | None:
+        """Index of the point nearest to ``widget_pos`` within the pick radius, else None."""
+        x, y = self.widget_to_data(widget_pos)
+        return self._nearest(x, y)
+
+    def _pick_radius(self) -> float:
+        """Pick radius in data units (the aspect is locked, so one scale serves both axes)."""
+        sx, _, sy, _ = self._data_to_widget_affine()
+        return self._pick_radius_px / max(abs(sx), abs(sy), 1e-12)
+
+    def _nearest(self, x: float, y: float) -> int | None:
+        if not self._x.size:
+            return None
+        radius = self._pick_radius()
+        tree = self._tree
+        if tree is not None:
+            dist, index = tree.query((x, y), distance_upper_bound=radius)
+            return int(index) if np.isfinite(dist) else None
+        d2 = (self._x - np.float32(x)) ** 2 + (self._y - np.float32(y)) ** 2
+        index = int(np.argmin(d2))
+        return index if d2[index] <= radius * radius else None
+
+    # --------------------------------------------------------------------------------- rendering
+    def _on_range_changed(self, *_) -> None:
+        """Debounce: re-render DEBOUNCE_MS after the last change, but at least every MAX_DEFER_S."""
+        now = time.monotonic()
+        if not self._refresh_timer.isActive():
+            self._defer_start = now
+            self._refresh_timer.start()
+        elif now - self._defer_start < MAX_DEFER_S:
+            self._refresh_timer.start()
+
+    def _bin_shape(self) -> tuple[int, int]:
+        return (max(1, int(np.ceil(self._vb.width() / BIN_PX))),
+                max(1, int(np.ceil(self._vb.height() / BIN_PX))))
+
+    def _in_range(self, x0, x1, y0, y1, x=None, y=None) -> np.ndarray:
+        x = self._x if x is None else x
+        y = self._y if y is None else y
+        return (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+
+    def refresh(self) -> None:
+        """Render the layers for the current view now, if anything changed (the debounce timer
+        calls this; tests and benchmarks call it to skip the wait)."""
+        self._refresh_timer.stop()
+        view = self.view_range()
+        shape = self._bin_shape()
+        points_key = (view, shape, self._data_version)
+        if points_key != self._points_key:
+            self._points_key = points_key
+            self._render_points(view, shape)
+        selection_key = (view, shape, self._data_version, self._selection_version)
+        if selection_key != self._selection_key:
+            self._selection_key = selection_key
+            self._render_selection(view, shape)
+
+    def _render_points(self, view, shape) -> None:
+        x0, x1, y0, y1 = view
+        bx0, bx1, by0, by1 = self._bounds
+        if x0 <= bx0 and bx1 <= x1 and y0 <= by0 and by1 <= y1:  # all in view: skip the mask
+            in_view, n_visible = None, self._x.size
+        else:
+            in_view = self._in_range(*view)
+            n_visible = int(np.count_nonzero(in_view))
+        dense = n_visible > self._scatter_threshold
+        if dense:
+            self._render_density(view, shape, in_view, n_visible)
+        else:
+            self._load_scatter(view)
+        self.density_item.setVisible(dense)
+        self.scatter_item.setVisible(not dense)
+
+    def _load_scatter(self, view) -> None:
+        """Load the points of the view plus half a view on each side, unless those already are."""
+        x0, x1, y0, y1 = view
+        loaded = self._scatter_region
+        if (loaded is not None and loaded[4] == self._data_version and loaded[0] <= x0
+                and x1 <= loaded[1] and loaded[2] <= y0 and y1 <= loaded[3]):
+            return
+        half_w, half_h = (x1 - x0) / 2, (y1 - y0) / 2
+        region = (x0 - half_w, x1 + half_w, y0 - half_h, y1 + half_h)
+        mask = self._in_range(*region)
+        if np.count_nonzero(mask) > 3 * self._scatter_threshold:
+            region, mask = view, self._in_range(*view)
+        index = np.flatnonzero(mask)
+        self.scatter_item.set_points(self._x[index], self._y[index], self._keys[index])
+        self._scatter_region = (*region, self._data_version)
+
+    def _bin_index(self, view, shape, in_view, n_visible, x=None, y=None):
+        """Flat bin index (row-major, row 0 at the bottom) of each point in view, and which points
+        those are (None: all).  Points are subset only when some lie outside: the copy costs more
+        than it saves when the whole map is visible."""
+        x = self._x if x is None else x
+        y = self._y if y is None else y
+        subset = None if n_visible == x.size else np.flatnonzero(in_view)
+        if subset is not None:
+            x, y = x[subset], y[subset]
+        x0, x1, y0, y1 = view
+        w, h = shape
+        ix = ((x - np.float32(x0)) * np.float32(w / (x1 - x0))).astype(np.int32)
+        iy = ((y - np.float32(y0)) * np.float32(h / (y1 - y0))).astype(np.int32)
+        np.minimum(ix, w - 1, out=ix)
+        np.minimum(iy, h - 1, out=iy)
+        iy *= w
+        iy += ix
+        return iy, subset
+
+    def _render_density(self, view, shape, in_view, n_visible) -> None:
+        """Bin the points in view into an RGBA image.  Pixels are handled as uint32 (one gather from
+        the palette) because row-wise uint8 assignments cost ~4x more at a million bins."""
+        w, h = shape
+        flat, subset = self._bin_index(view, shape, in_view, n_visible)
+        n_bins = w * h
+        counts = np.bincount(flat, minlength=n_bins)
+        if self._values01 is not None:
+            values = self._values01 if subset is None else self._values01[subset]
+            if self._nan is None:
+                sums = np.bincount(flat, weights=values, minlength=n_bins)
+                n_finite = counts
+            else:
+                finite = ~(self._nan if subset is None else self._nan[subset])
+                sums = np.bincount(flat[finite], weights=values[finite], minlength=n_bins)
+                n_finite = np.bincount(flat[finite], minlength=n_bins)
+            key = (sums / np.maximum(n_finite, 1) * 255 + 0.5).astype(np.uint16)
+            key[n_finite == 0] = 256  # the palette's NaN colour
+            pixels = self._palette32[key]
+        elif self._point_rgb is not None:
+            colors = self._point_rgb if subset is None else self._point_rgb[:, subset]
+            scale = 1.0 / np.maximum(counts, 1)
+            rgb = np.empty((n_bins, 4), np.uint8)
+            for c in range(3):
+                rgb[:, c] = np.bincount(flat, weights=colors[c], minlength=n_bins) * scale
+            pixels = rgb.view(np.uint32).ravel()
+        else:
+            pixels = np.full(n_bins, self._palette32[0], np.uint32)
+        rgba = pixels.view(np.uint8).reshape(h, w, 4)
+        rgba[..., 3] = self._alpha(counts).reshape(h, w)
+        self.density_item.setImage(rgba.transpose(1, 0, 2), autoLevels=False)  # ImageItem: (x, y)
+        self.density_item.setRect(QRectF(view[0], view[2], view[1] - view[0], view[3] - view[2]))
+
+    @staticmethod
+    def _alpha(counts: np.ndarray) -> np.ndarray:
+        """MIN_ALPHA for a single point up to opaque for the densest bin, on a log scale."""
+        top = max(float(np.log1p(counts.max())), 1e-9)
+        alpha = np.log1p(counts, dtype=np.float32)
+        alpha *= (255 - MIN_ALPHA) / top
+        alpha += MIN_ALPHA
+        alpha[counts == 0] = 0
+        return alpha.astype(np.uint8)
+
+    def _render_selection(self, view, shape) -> None:
+        """Markers for the selection, or for its part in view, when that is at most
+        SELECTION_MARKER_CAP points; otherwise a binned image of the selected points in view."""
+        selected = self._selected
+        if selected.size > SELECTION_MARKER_CAP:
+            sx, sy = self._x[selected], self._y[selected]
+            in_view = self._in_range(*view, sx, sy)
+            n_visible = int(np.count_nonzero(in_view))
+            if n_visible > SELECTION_MARKER_CAP:
+                flat, _ = self._bin_index(view, shape, in_view, n_visible, sx, sy)
+                w, h = shape
+                hit = np.bincount(flat, minlength=w * h) > 0
+                rgba = np.zeros((h, w, 4), np.uint8)
+                rgba.reshape(-1, 4)[hit] = HIGHLIGHT
+                self.selection_image.setImage(rgba.transpose(1, 0, 2), autoLevels=False)
+                self.selection_image.setRect(
+                    QRectF(view[0], view[2], view[1] - view[0], view[3] - view[2]))
+                self.selection_image.show()
+                self.selection_markers.hide()
+                return
+            selected = selected[in_view]
+        self.selection_markers.set_points(self._x[selected], self._y[selected])
+        self.selection_markers.setVisible(selected.size > 0)
+        self.selection_image.hide()
+
+    # --------------------------------------------------------------------------------- selection
+    def selection(self) -> np.ndarray:
+        """Selected indices, sorted unique int64 (a copy)."""
+        return self._selected.copy()
+
+    def set_selection(self, indices, emit: bool = False) -> None:
+        """Select ``indices`` (e.g. from another view); emits selection_changed only if ``emit``."""
+        self._apply_selection(indices, emit)
+
+    def clear_selection(self) -> None:
+        self._apply_selection([], emit=True)
+
+    def select_rect(self, x0: float, x1: float, y0: float, y1: float, add: bool = False) -> None:
+        """Select the points inside a data rectangle (as a rectangle drag does); emits."""
+        x0, x1 = sorted((x0, x1))
+        y0, y1 = sorted((y0, y1))
+        hits = np.flatnonzero(self._in_range(x0, x1, y0, y1))
+        self._apply_selection(np.concatenate([self._selected, hits]) if add else hits, emit=True)
+
+    def select_polygon(self, polygon, add: bool = False) -> None:
+        """Select the points inside a data polygon ((M, 2) vertices, as a lasso does); emits."""
+        polygon = np.asarray(polygon, np.float64).reshape(-1, 2)
+        hits = np.empty(0, np.int64)
+        if len(polygon) >= 3:
+            (x0, y0), (x1, y1) = polygon.min(axis=0), polygon.max(axis=0)
+            candidates = np.flatnonzero(self._in_range(x0, x1, y0, y1))
+            inside = points_in_polygon(self._x[candidates], self._y[candidates], polygon)
+            hits = candidates[inside]
+        self._apply_selection(np.concatenate([self._selected, hits]) if add else hits, emit=True)
+
+    def _apply_selection(self, indices, emit: bool) -> None:
+        indices = np.asarray(indices, np.int64).ravel()
+        if indices.size and (indices.min() < 0 or indices.max() >= self._x.size):
+            raise IndexError(f"selection indices must lie in [0, {self._x.size})")
+        # sorted unique through a mask: O(N), where np.unique takes ~50 ms for 100k indices here
+        mask = np.zeros(self._x.size, bool)
+        mask[indices] = True
+        selected = np.flatnonzero(mask)
+        if np.array_equal(selected, self._selected):
+            return
+        self._selected = selected
+        self._selection_version += 1
+        self.refresh()
+        if emit:
+            self.selection_changed.emit(selected.copy())
+
+    def set_current(self, index: int | None) -> None:
+        """Mark the point the app shows in detail with a ring (None removes it)."""
+        if index is None:
+            self._current = None
+            self.current_marker.hide()
+            return
+        index = int(index)
+        if not 0 <= index < self._x.size:
+            raise IndexError(f"index {index} out of range for {self._x.size} points")
+        self._current = index
+        self.current_marker.set_points(self._x[[index]], self._y[[index]])
+        self.current_marker.show()
+
+    def current(self) -> int | None:
+        return self._current
+
+    # ----------------------------------------------------------------------------- mouse + hover
+    def set_tooltip_provider(self, provider) -> None:
+        """``provider(index) -> QPixmap | str | None`` fills the popup shown for the hovered point."""
+        self._tooltip_provider = provider
+
+    def _on_click(self, pos: QPointF, modifiers) -> None:
+        index = self._nearest(pos.x(), pos.y())
+        if index is None:
+            return
+        if modifiers & Qt.ControlModifier:
+            others = self._selected[self._selected != index]
+            selected = others if others.size < self._selected.size else np.append(others, index)
+        elif modifiers & Qt.ShiftModifier:
+            selected = np.append(self._selected, index)
+        else:
+            selected = [index]
+        self._apply_selection(selected, emit=True)
+        self.clicked.emit(index)
+
+    def _on_drag(self, ev) -> bool:
+        """Handle a left drag if it selects; False lets the ViewBox pan."""
+        if ev.isStart():
+            modifiers = ev.modifiers()
+            if modifiers & Qt.ShiftModifier:
+                shape, additive = "rect", True
+            elif modifiers & Qt.ControlModifier:
+                shape, additive = "lasso", True
+            elif self._mode != "pan":
+                shape, additive = self._mode, False
+            else:
+                return False
+            start = self._vb.mapToView(ev.buttonDownPos())
+            self._drag = (shape, additive, [(start.x(), start.y())], ev.buttonDownPos())
+            self._set_hover(-1)
+        if self._drag is None:
+            return False
+        ev.accept()
+        shape, additive, points, last = self._drag
+        pos = self._vb.mapToView(ev.pos())
+        if shape == "rect":
+            x0, y0 = points[0]
+            self._rect_overlay.setRect(QRectF(QPointF(x0, y0), pos).normalized())
+            self._rect_overlay.show()
+        elif (ev.pos() - last).manhattanLength() >= 2 or ev.isFinish():
+            points.append((pos.x(), pos.y()))  # keep vertices >= 2 px apart: short polygon
+            self._drag = (shape, additive, points, ev.pos())
+            self._lasso_overlay.setPath(pg.arrayToQPath(*np.array(points + points[:1]).T))
+            self._lasso_overlay.show()
+        if ev.isFinish():
+            self._drag = None
+            self._rect_overlay.hide()
+            self._lasso_overlay.hide()
+            if shape == "rect":
+                self.select_rect(points[0][0], pos.x(), points[0][1], pos.y(), add=additive)
+            else:
+                self.select_polygon(points, add=additive)
+        return True
+
+    def eventFilter(self, watched, event) -> bool:
+        """Hover from the viewport's own mouse moves: pyqtgraph's sigMouseMoved is rate limited and
+        may drop the last move, which would leave a stale hover where the mouse stopped."""
+        kind = event.type()
+        if kind == QtCore.QEvent.MouseMove and not event.buttons() and self._drag is None:
+            pos = event.position()
+            self._set_hover(self._index_under(pos),
+                            self.plot_widget.viewport().mapToGlobal(pos.toPoint()))
+        elif kind == QtCore.QEvent.Leave:
+            self._set_hover(-1)
+        return False
+
+    def _index_under(self, viewport_pos: QPointF) -> int:
+        scene_pos = self.plot_widget.mapToScene(viewport_pos.toPoint())
+        if not self._vb.sceneBoundingRect().contains(scene_pos):
+            return -1
+        pos = self._vb.mapSceneToView(scene_pos)
+        found = self._nearest(pos.x(), pos.y())
+        return -1 if found is None else found
+
+    def _set_hover(self, index: int, global_pos: QtCore.QPoint | None = None) -> None:
+        if index == self._hover:
+            return
+        self._hover = index
+        if index >= 0:
+            self.hover_marker.set_points(self._x[[index]], self._y[[index]])
+            self.hover_marker.show()
+        else:
+            self.hover_marker.hide()
+        self._show_popup(index, global_pos)
+        self.hovered.emit(index)
+
+    def _show_popup(self, index: int, global_pos) -> None:
+        content = None
+        if index >= 0 and self._tooltip_provider is not None:
+            content = self._tooltip_provider(index)
+        if content is None or global_pos is None:
+            self.popup.hide()
+            return
+        if isinstance(content, QtGui.QPixmap):
+            self.popup.setPixmap(content)
+        else:
+            self.popup.setText(str(content))
+        self.popup.adjustSize()
+        self.popup.move(global_pos + QtCore.QPoint(16, 16))
+        self.popup.show()
