@@ -1,0 +1,319 @@
+"""The ``oddscope`` command: everything the engine does, without a window.
+
+Commands that only read a project open it read-only, so they run while the
+app has it open; commands that write take the project's writer lock.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .progress import Cancelled
+from .store import Project, ProjectError
+
+_PROJECT = click.option("--project", "-p", "project_dir", required=True, type=click.Path(file_okay=False),
+                        help="Project folder (created by `oddscope index`).")
+
+
+class _Bars:
+    """Terminal progress bars, one per stage, fed by core's progress callbacks."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet, self.stage, self.bar = quiet, None, None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=total, desc=f"{stage:>9}", unit=" img" if stage == "features" else "",
+                            file=sys.stderr, mininterval=0.5, dynamic_ncols=True, leave=True)
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _friendly_errors(fn):
+    """Turn expected failures into one readable line instead of a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .encoders import EncoderError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ProjectError, EncoderError, ValueError, FileNotFoundError, KeyError) as err:
+            raise click.ClickException(str(err).strip("'\"")) from None
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="oddscope")
+def main():
+    """Oddscope: find, label and explore anomalies in large image collections."""
+
+
+@main.command()
+@click.argument("images", required=False, type=click.Path(exists=True))
+@_PROJECT
+@click.option("--reference", type=click.Path(exists=True),
+              help="Folder or CSV of known-normal images: test images are scored against them.")
+@click.option("--encoder", "-e", default="efficientnet-lite0", show_default=True,
+              help="efficientnet-lite0/1/2, timm:<model>, or clip:<arch>/<pretrained tag>.")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), help="Local weights file for the encoder.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--workers", type=int, default=None, help="Decoding processes (default: one per spare core).")
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
+              help="How features are stored on disk.")
+@click.option("--detectors", default=None, help="Comma-separated detectors (default: all standard ones).")
+@click.option("-k", "k", default=5, show_default=True, help="Neighbours for the kNN detectors.")
+@click.option("--max-pixels", type=int, default=None, help="Skip images larger than this many pixels (default 100M).")
+@click.option("--no-map", is_flag=True, help="Skip the UMAP map.")
+@click.option("--no-clusters", is_flag=True, help="Skip clustering.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@_friendly_errors
+def index(images, project_dir, reference, encoder, weights, device, batch_size, workers, dtype, detectors, k,
+          max_pixels, no_map, no_clusters, quiet):
+    """Index IMAGES (a folder, searched recursively, or a CSV manifest with a `path` column) into a project:
+    features, every detector's scores, the map and clusters. Run it again to add new images: only those
+    are encoded."""
+    from .detectors import DEFAULT_DETECTORS
+    from .pipeline import IndexOptions, index_images
+
+    options = IndexOptions(encoder=encoder, weights=weights, device=device, k=k, batch_size=batch_size,
+                           workers=workers, dtype=dtype, max_pixels=max_pixels, make_map=not no_map,
+                           make_clusters=not no_clusters,
+                           detectors=tuple(d.strip() for d in detectors.split(",")) if detectors else DEFAULT_DETECTORS)
+    bars = _Bars(quiet)
+    with Project.create(project_dir) as project:
+        try:
+            summary = index_images(project, images, reference, options, progress=bars)
+        except (KeyboardInterrupt, Cancelled):
+            bars.close()
+            click.echo("Interrupted. Finished batches are saved: run the same command again to resume.", err=True)
+            sys.exit(130)
+        finally:
+            bars.close()
+        _print_summary(project, summary)
+
+
+def _print_summary(project: Project, summary) -> None:
+    ext = summary.extraction
+    enc = summary.encoder
+    click.echo(f"Project   {project.root}")
+    click.echo(f"Encoder   {enc['spec']} ({enc['dim']}-d, {enc['input_size']} px) weights: {enc['weights']}")
+    click.echo(f"Items     {summary.n_items} ({summary.n_new} new); features computed {ext.computed}, "
+               f"reused {ext.reused}" + (f", {ext.images_per_second:.1f} img/s" if ext.computed else ""))
+    click.echo(f"Mode      {summary.mode}")
+    if summary.skipped:
+        click.echo(f"Skipped   {len(summary.skipped)} file(s), listed in {project.root / 'skipped.csv'}:")
+        for path, reason in summary.skipped[:10]:
+            click.echo(f"  {path}: {reason}")
+        if len(summary.skipped) > 10:
+            click.echo(f"  ... and {len(summary.skipped) - 10} more")
+    timing = ", ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items())
+    click.echo(f"Timings   {timing}")
+    _print_top(project, 10)
+
+
+def _print_top(project: Project, n: int) -> None:
+    from .table import project_table, ranking_name
+
+    df = project_table(project)
+    df = df[df["rank"] > 0].head(n)
+    click.echo(f"Top {len(df)} by '{ranking_name(project)}':")
+    for _, row in df.iterrows():
+        click.echo(f"  {int(row['rank']):>4}  {row['anomaly_score']:.4f}  {row['path']}")
+
+
+@main.command()
+@_PROJECT
+@_friendly_errors
+def info(project_dir):
+    """What a project holds: items, encoder and weights, detectors, labels."""
+    with Project.open(project_dir) as project:
+        items = project.items(with_meta=False)
+        enc = project.get_setting("encoder") or {}
+        click.echo(f"Project   {project.root}")
+        click.echo(f"Items     {len(items)}: " + ", ".join(f"{n} {s}" for s, n in items["status"].value_counts().items()))
+        click.echo(f"Encoder   {enc.get('spec', '-')}; weights: {enc.get('weights', '-')}")
+        for name, run in project.latest_runs("detector").items():
+            click.echo(f"Detector  {name:<12} {json.dumps(run['params'])} ({run['seconds'] or 0:.1f}s)")
+        click.echo(f"Ranking   {project.get_setting('ranking')}")
+        click.echo(f"Labels    {len(project.labels())}")
+
+
+@main.command()
+@_PROJECT
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Output .csv or .parquet file.")
+@_friendly_errors
+def export(project_dir, out):
+    """Write the ranked table: path, rank, anomaly_score, every detector, map, clusters, labels, metadata."""
+    from .table import export_table
+
+    with Project.open(project_dir) as project:
+        export_table(project, out)
+        click.echo(f"Wrote {out} ({project.n_items} items)")
+
+
+@main.group()
+def labels():
+    """Import or export labels as CSV (columns path, score 0-5, tags separated by ';')."""
+
+
+@labels.command("import")
+@_PROJECT
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@_friendly_errors
+def labels_import(project_dir, file):
+    """Apply the labels in FILE; bad rows are reported with their line numbers and skipped."""
+    from .labels_io import import_labels
+
+    with Project.open(project_dir, writable=True) as project:
+        report = import_labels(project, file)
+    click.echo(f"Applied {report.applied} label(s); {report.unchanged} unchanged; {len(report.errors)} bad row(s).")
+    for line, message in report.errors:
+        click.echo(f"  line {line}: {message}", err=True)
+
+
+@labels.command("export")
+@_PROJECT
+@click.argument("file", type=click.Path(dir_okay=False))
+@_friendly_errors
+def labels_export(project_dir, file):
+    """Write every label to FILE."""
+    from .labels_io import export_labels
+
+    with Project.open(project_dir) as project:
+        n = export_labels(project, file)
+    click.echo(f"Wrote {n} label(s) to {file}")
+
+
+@main.command()
+@_PROJECT
+@click.argument("path")
+@click.option("-k", "k", default=10, show_default=True)
+@click.option("--metric", type=click.Choice(["cosine", "l2", "l1"]), default="cosine", show_default=True)
+@_friendly_errors
+def neighbours(project_dir, path, k, metric):
+    """The k nearest neighbours of the image at PATH, with distances."""
+    from .retrieval import Neighbours
+
+    with Project.open(project_dir) as project:
+        item_id = project.item_id(path)
+        if item_id is None:
+            raise click.ClickException(f"{path} is not in the project")
+        result = Neighbours(project).of_item(item_id, k=k, metric=metric)
+        items = project.items(with_meta=False)
+        for rank, (nid, dist) in enumerate(zip(result["item_id"], result["distance"]), start=1):
+            click.echo(f"{rank:>3}  {dist:.4f}  {project.resolve(items.at[nid, 'path'])}")
+
+
+@main.group(invoke_without_command=True)
+@click.option("--project", "-p", "project_dir", type=click.Path(file_okay=False), help="Project folder.")
+@click.option("--truth", type=click.Path(exists=True, dir_okay=False), help="CSV with path,is_anomaly[,category].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+@_friendly_errors
+def evaluate(ctx, project_dir, truth, as_json):
+    """Detection quality per detector: AUROC, average precision, recall@10/50/100."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not project_dir or not truth:
+        raise click.UsageError("evaluate needs --project and --truth")
+    from .evaluate import evaluate_detectors
+    from .metrics import metrics_table
+
+    with Project.open(project_dir) as project:
+        result = evaluate_detectors(project, truth)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{result['n_items']} items, {result['n_anomalies']} anomalies"
+               + (f", {result['unknown_paths']} truth rows not in the project" if result["unknown_paths"] else ""))
+    click.echo(metrics_table(result["detectors"]))
+    cats = sorted({c for per in result["auroc_by_category"].values() for c in per})
+    if cats:
+        click.echo("\nAUROC per category (category vs normal):")
+        click.echo(f"{'detector':<14}" + "".join(f"{c[:11]:>12}" for c in cats))
+        for name, per in result["auroc_by_category"].items():
+            click.echo(f"{name:<14}" + "".join(f"{per.get(c, float('nan')):>12.3f}" for c in cats))
+
+
+@main.command()
+@_PROJECT
+@click.argument("name")
+@_friendly_errors
+def rank(project_dir, name):
+    """Make NAME (a detector, e.g. knn, iforest) the project's active ranking."""
+    from .table import detector_names
+
+    with Project.open(project_dir, writable=True) as project:
+        known = detector_names(project)
+        if name not in known and project.load_array(f"rank_{name}") is None:
+            raise click.ClickException(f"unknown ranking {name!r}; choose one of {', '.join(known)}")
+        project.set_setting("ranking", name)
+        _print_top(project, 10)
+
+
+@main.command()
+@click.option("--out", "-o", default="oddscope-demo", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for images/, truth.csv and project/.")
+@click.option("--n-images", default=2000, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--no-gui", is_flag=True, help="Only build the demo; do not open the app.")
+@click.option("--quiet", "-q", is_flag=True)
+@_friendly_errors
+def demo(out, n_images, seed, no_gui, quiet):
+    """Make the demo sky survey (galaxy cutouts with planted anomalies), index it and open it."""
+    from .demo import make_demo
+    from .pipeline import index_images
+
+    out = Path(out)
+    bars = _Bars(quiet)
+    demo_set = make_demo(out, n_images=n_images, seed=seed, progress=bars)
+    bars.close()
+    click.echo(f"Wrote {demo_set.n_images} images ({demo_set.n_interesting} interesting, "
+               f"{demo_set.n_artefacts} artefacts) to {demo_set.images_dir}; truth in {demo_set.truth_csv}")
+    with Project.create(out / "project") as project:
+        try:
+            summary = index_images(project, demo_set.images_dir, progress=bars)
+        finally:
+            bars.close()
+        _print_summary(project, summary)
+    click.echo(f"\nEvaluate: oddscope evaluate --project {out / 'project'} --truth {demo_set.truth_csv}")
+    if not no_gui:
+        _launch_app(out / "project")
+
+
+@main.command("open")
+@click.argument("project_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--screenshot", type=click.Path(dir_okay=False), help="Render the window offscreen to this PNG and exit.")
+def open_(project_dir, screenshot):
+    """Open PROJECT_DIR in the desktop app."""
+    _launch_app(project_dir, screenshot)
+
+
+def _launch_app(project_dir, screenshot=None) -> None:
+    try:
+        from oddscope.app.main import run_app
+    except ImportError as err:
+        raise click.ClickException(f"the desktop app is not available: {err}") from None
+    sys.exit(run_app(project_dir, screenshot=screenshot))
+
+
+if __name__ == "__main__":
+    main()
