@@ -253,19 +253,73 @@ def evaluate(ctx, project_dir, truth, as_json):
             click.echo(f"{name:<14}" + "".join(f"{per.get(c, float('nan')):>12.3f}" for c in cats))
 
 
+@evaluate.command("active")
+@_PROJECT
+@click.option("--truth", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="CSV with path,relevance (0-5).")
+@click.option("--batch", default=10, show_default=True, help="Items the simulated user scores per round.")
+@click.option("--rounds", default=10, show_default=True)
+@click.option("--seeds", default=5, show_default=True)
+@click.option("--methods", default="plain,neighbourscore,protege,oddscope", show_default=True)
+@click.option("--base", default=None, help="Anomaly detector used as the prior (default: the project's).")
+@click.option("--threshold", default=4, show_default=True, help="Relevance that counts as found.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True)
+@_friendly_errors
+def evaluate_active(project_dir, truth, batch, rounds, seeds, methods, base, threshold, as_json, quiet):
+    """Simulate a user scoring the top --batch items each round; compare active-learning methods by the
+    relevant items found and among the top 100 of the final ranking."""
+    import pandas as pd
+
+    from .active_eval import results_table, simulate
+    from .active_project import ActiveSession
+    from .evaluate import read_truth
+
+    with Project.open(project_dir) as project:
+        session = ActiveSession(project, "plain", base)
+        truth_rows = read_truth(project, truth, column="relevance")
+    relevance = pd.Series(truth_rows["values"], index=truth_rows["ids"]).groupby(level=0).first().reindex(session.ids)
+    known = relevance.notna().to_numpy()
+    if not known.any():
+        raise click.ClickException(f"no row of {truth} matches an analysed item")
+    bars = _Bars(quiet or as_json)
+    try:
+        result = simulate(session.X[known], session.anomaly[known], relevance.to_numpy()[known],
+                          methods=tuple(m.strip() for m in methods.split(",")), batch=batch, rounds=rounds,
+                          seeds=seeds, threshold=threshold, progress=bars)
+    finally:
+        bars.close()
+    result["params"].update({"base_detector": session.base, "n_items": int(known.sum()),
+                             "n_relevant": int((relevance.to_numpy()[known] >= threshold).sum())})
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=float))
+    else:
+        click.echo(f"Anomaly prior: {session.base}")
+        click.echo(results_table(result))
+
+
 @main.command()
 @_PROJECT
 @click.argument("name")
+@click.option("--base", default=None, help="Anomaly detector used as the prior of an active-learning method.")
 @_friendly_errors
-def rank(project_dir, name):
-    """Make NAME (a detector, e.g. knn, iforest) the project's active ranking."""
+def rank(project_dir, name, base):
+    """Make NAME the project's active ranking: a detector (knn, iforest, ...) or an active-learning method
+    (plain, neighbourscore, protege, oddscope), which is fitted on the labels so far."""
+    from .active import RANKERS
+    from .active_project import apply_active_ranking
     from .table import detector_names
 
     with Project.open(project_dir, writable=True) as project:
         known = detector_names(project)
-        if name not in known and project.load_array(f"rank_{name}") is None:
-            raise click.ClickException(f"unknown ranking {name!r}; choose one of {', '.join(known)}")
-        project.set_setting("ranking", name)
+        if name in RANKERS:
+            seconds = apply_active_ranking(project, name, base)
+            click.echo(f"Fitted '{name}' on {int(project.labels()['score'].notna().sum())} label(s) in {seconds:.2f}s")
+        elif name in known:
+            project.set_setting("ranking", name)
+        else:
+            raise click.ClickException(f"unknown ranking {name!r}; choose a detector ({', '.join(known)}) "
+                                       f"or an active-learning method ({', '.join(RANKERS)})")
         _print_top(project, 10)
 
 

@@ -103,3 +103,26 @@ def test_moved_project_still_opens(demo_project, tmp_path):
     assert result.exit_code == 0
     df = pd.read_csv(tmp_path / "m.csv")
     assert df["path"].str.startswith(str(moved)).all()
+
+
+def test_evaluate_active_reports_every_method(demo_dir):
+    result = run("evaluate", "active", "--project", demo_dir / "project", "--truth", demo_dir / "truth.csv",
+                 "--rounds", "2", "--seeds", "1", "--batch", "5", "--json")
+    assert result.exit_code == 0, result.output
+    methods = json.loads(result.output)["methods"]
+    assert set(methods) == {"plain", "neighbourscore", "protege", "oddscope"}
+    assert all(len(m["found_per_round"]) == 2 for m in methods.values())
+
+
+def test_rank_with_an_active_method_uses_the_labels(demo_project, tmp_path):
+    with Project.open(demo_project, writable=True) as project:
+        top = project.load_array("test_ids")[:3]
+        for item_id in top:
+            project.set_label(item_id, score=0)  # "boring": must sink
+    result = run("rank", "--project", demo_project, "oddscope")
+    assert result.exit_code == 0 and "Fitted 'oddscope' on 3 label(s)" in result.output
+    run("export", "--project", demo_project, "--out", tmp_path / "r.csv")
+    df = pd.read_csv(tmp_path / "r.csv")
+    assert "predicted_relevance" in df.columns
+    ranks = df.set_index("item_id").loc[top, "rank"]
+    assert (ranks > 10).all()
