@@ -1,0 +1,98 @@
+"""Encoder throughput: eager vs channels_last vs the fast path, side by side.
+
+    python benchmarks/bench_encoder.py [--images 256] [--batch 32] [--encoder efficientnet-lite0]
+
+All variants encode the same synthetic uint8 batch in the same run: eager,
+channels_last and trace+freeze each running the whole batch in one forward
+pass, then the CPU chunking (a few images per forward pass) alone and in the
+default fast path.  Rounds are interleaved (each round times every variant
+once) so that load from other users of a shared machine hits all variants
+alike; the load average is printed so a busy machine can be recognised.  The
+first batch (which for the fast path includes tracing) is timed separately and
+excluded from images/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+
+from oddscope.core.encoders import DEFAULT_ENCODER, Encoder, load_encoder
+
+ROUNDS = 3
+
+
+# --- importable: the lead's "full pipeline" row reuses this --------------------------
+def time_forward(encoder: Encoder, batch_uint8: np.ndarray, n_images: int) -> float:
+    """Seconds that ``encoder.encode`` takes for ``n_images`` images, fed as copies of
+    ``batch_uint8`` ((B, S, S, 3) uint8, already resized); a final partial batch is
+    included.  Normalisation is part of ``encode`` and therefore of the time.
+    Warm the encoder up first (the fast path traces on its first batch)."""
+    batch_size = len(batch_uint8)
+    start = time.perf_counter()
+    for first in range(0, n_images, batch_size):
+        encoder.encode(batch_uint8[: min(batch_size, n_images - first)])
+    return time.perf_counter() - start
+# ------------------------------------------------------------------------------------
+
+
+def _variants(spec: str, batch_size: int) -> dict[str, Encoder]:
+    """Each speed-up alone, then the default (``load_encoder(spec)`` as the pipeline uses it)."""
+    whole = f"{batch_size} images per forward"
+    eager = load_encoder(spec, device="cpu", fast=False)
+    eager_chunked = load_encoder(spec, device="cpu", fast=False)
+    channels_last = load_encoder(spec, device="cpu", fast=True)
+    # The fast path minus the trace: stop it before its first batch.
+    channels_last._trace_pending = False
+    channels_last.fast_path = "channels_last"
+    traced = load_encoder(spec, device="cpu", fast=True)
+    default = load_encoder(spec, device="cpu", fast=True)
+    for encoder in (eager, channels_last, traced):
+        encoder.chunk = None
+    return {f"eager NCHW, {whole}": eager,
+            f"eager + channels_last, {whole}": channels_last,
+            f"{traced.fast_path}, {whole}": traced,
+            f"eager NCHW, chunks of {eager_chunked.chunk}": eager_chunked,
+            f"DEFAULT {default.fast_path}, chunks of {default.chunk}": default}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=256, help="images per variant (timed)")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER)
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()[0]
+    variants = _variants(args.encoder, args.batch)
+    size = next(iter(variants.values())).input_size
+    batch = np.random.default_rng(0).integers(0, 256, (args.batch, size, size, 3), dtype=np.uint8)
+
+    first_batch = {}
+    for name, encoder in variants.items():
+        start = time.perf_counter()
+        encoder.encode(batch)  # fast path: traces here
+        first_batch[name] = time.perf_counter() - start
+        encoder.encode(batch)  # TorchScript profiling run
+    seconds = dict.fromkeys(variants, 0.0)
+    per_round = max(1, args.images // ROUNDS)
+    for _ in range(ROUNDS):
+        for name, encoder in variants.items():
+            seconds[name] += time_forward(encoder, batch, per_round)
+
+    print(f"{args.encoder} at {size} px, batch {args.batch}, {per_round * ROUNDS} images per variant "
+          f"in {ROUNDS} interleaved rounds; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{os.cpu_count()} CPUs, load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after")
+    baseline = per_round * ROUNDS / next(iter(seconds.values()))
+    print(f"{'variant (speed-up vs the first row)':56s} {'images/s':>9s} {'speed-up':>9s} {'1st batch s':>12s}")
+    for name in variants:
+        rate = per_round * ROUNDS / seconds[name]
+        print(f"{name:56s} {rate:9.1f} {rate / baseline:8.2f}x {first_batch[name]:12.2f}")
+
+
+if __name__ == "__main__":
+    main()
