@@ -2,8 +2,8 @@
 
 Row ``i`` of ``features/<key>.npy`` holds the features of item ``i``.  The key
 names the encoder *and* its weights, so features of different models never
-mix.  Work goes in batches; after each batch the rows are flushed to disk and
-only then marked done in the project database.  A run that is cancelled or
+mix.  Work goes in batches; after each batch the rows are written and fsynced
+and only then marked done in the project database.  A run that is cancelled or
 killed therefore resumes with the first unfinished batch, and a second run on
 the same folder computes only the new images.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,10 @@ class FeatureStore:
         self.dtype = np.dtype(dtype)
 
     def open(self, n_rows: int) -> np.memmap:
-        """Open for writing with room for ``n_rows`` rows (grows the file if needed, keeping rows)."""
+        """Open for writing with room for ``n_rows`` rows (grows the file if needed, keeping rows).
+
+        Growing copies the old rows file to file, so it never holds the matrix in memory.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             current = np.load(self.path, mmap_mode="r+")
@@ -54,17 +58,49 @@ class FeatureStore:
                                  f"expected {self.dim}-d {self.dtype}")
             if current.shape[0] >= n_rows:
                 return current
-            grown = np.lib.format.open_memmap(self.path.with_suffix(".grow.npy"), mode="w+",
-                                              dtype=self.dtype, shape=(n_rows, self.dim))
-            grown[: current.shape[0]] = current
-            grown.flush()
-            del current, grown
-            os.replace(self.path.with_suffix(".grow.npy"), self.path)
+            old_offset = current.offset
+            del current
+            grown = self.path.with_suffix(".grow.npy")
+            new_offset = np.lib.format.open_memmap(grown, mode="w+", dtype=self.dtype,
+                                                   shape=(n_rows, self.dim)).offset
+            with open(self.path, "rb") as src, open(grown, "r+b") as dst:
+                src.seek(old_offset)
+                dst.seek(new_offset)
+                shutil.copyfileobj(src, dst, 1 << 24)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(grown, self.path)
             return np.load(self.path, mmap_mode="r+")
         return np.lib.format.open_memmap(self.path, mode="w+", dtype=self.dtype, shape=(n_rows, self.dim))
 
+    def write_rows(self, ids, rows: np.ndarray) -> None:
+        """Write ``rows`` at row numbers ``ids`` (the file has room: :meth:`open`) and fsync them.
+
+        Plain file writes, not a writable memory map: the rows reach the disk
+        without staying resident in this process, so indexing a million images
+        does not grow its memory by the size of the matrix.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        row_bytes = self.dim * self.dtype.itemsize
+        breaks = np.flatnonzero(np.diff(ids) != 1) + 1  # contiguous runs of ids: one write each
+        with open(self.path, "r+b") as fh:
+            offset = _data_offset(fh)
+            for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(ids)]):
+                fh.seek(offset + int(ids[start]) * row_bytes)
+                fh.write(rows[start:stop].tobytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+
     def read(self) -> np.ndarray | None:
         return np.load(self.path, mmap_mode="r") if self.path.exists() else None
+
+
+def _data_offset(fh) -> int:
+    """Where the rows start in an open ``.npy`` file: just after its header."""
+    major, _ = np.lib.format.read_magic(fh)
+    (np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0)(fh)
+    return fh.tell()
 
 
 class _DecodeDataset(Dataset):
@@ -128,7 +164,7 @@ def extract_features(project: Project, encoder, batch_size: int = 32, num_worker
     todo = items[~items["status"].isin(["skipped", "missing"]) & ~items.index.isin(list(done))]
     report = ExtractionReport(key, reused=len(done))
     store = FeatureStore(project.root / "features" / f"{key}.npy", encoder.dim, dtype)
-    matrix = store.open(max(project.n_items, 1))
+    store.open(max(project.n_items, 1))  # room for every item's row
     if not len(todo):
         return report
     paths = [str(project.resolve(p)) for p in todo["path"]]
@@ -142,8 +178,7 @@ def extract_features(project: Project, encoder, batch_size: int = 32, num_worker
     for ids, ok, images, reasons in loader:
         good = ids[ok]
         if len(good):
-            matrix[good] = encoder.encode(images).astype(dtype, copy=False)
-            matrix.flush()
+            store.write_rows(good, encoder.encode(images))
         skipped = [(int(i), "skipped", r) for i, r in zip(ids, reasons) if r is not None]
         project.mark_features_done(key, good, skipped)
         report.computed += len(good)

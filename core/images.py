@@ -52,7 +52,7 @@ def load_array(path, max_pixels: int = DEFAULT_MAX_PIXELS, target_side: int | No
     if size == 0:
         raise ImageReadError("empty file (0 bytes)")
     if is_fits_path(path):
-        return _load_fits(path)
+        return _load_fits(path, max_pixels)
     if path.suffix.lower() in (".tif", ".tiff"):
         try:
             return _load_tiff(path, max_pixels)
@@ -66,7 +66,9 @@ def load_array(path, max_pixels: int = DEFAULT_MAX_PIXELS, target_side: int | No
 def _load_pillow(path: Path, max_pixels: int, target_side: int | None) -> np.ndarray:
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns above ~89 Mpx; our own ``max_pixels`` decides instead (JPEGs above it are
+            # drafted smaller).  Its hard error at twice that stays as the last line of defence.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 w, h = img.size
                 if w * h > max_pixels and img.format != "JPEG":
@@ -80,7 +82,7 @@ def _load_pillow(path: Path, max_pixels: int, target_side: int | None) -> np.nda
                 return _pillow_to_array(img)
     except ImageReadError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+    except Image.DecompressionBombError as err:
         raise ImageReadError(f"image too large (decompression-bomb guard: {err})") from None
     except Exception as err:  # noqa: BLE001 - any decoder failure becomes a reason
         raise ImageReadError(_reason(err)) from None
@@ -130,20 +132,28 @@ def _load_tiff(path: Path, max_pixels: int) -> np.ndarray:
     return arr
 
 
-def _load_fits(path: Path) -> np.ndarray:
+def _load_fits(path: Path, max_pixels: int) -> np.ndarray:
+    """The first image HDU; of a cube, its first plane.
+
+    Sizes come from the header and only the first plane is read (``section``),
+    so a huge cube or a header that lies costs nothing before it is refused.
+    """
     from astropy.io import fits
 
     try:
         with fits.open(path, memmap=False) as hdul:
-            data = next((h.data for h in hdul if h.data is not None and getattr(h.data, "ndim", 0) >= 2), None)
+            hdu = next((h for h in hdul if h.is_image and len(h.shape) >= 2), None)
+            if hdu is None:
+                raise ImageReadError("FITS file has no image HDU")
+            height, width = hdu.shape[-2:]
+            if height * width > max_pixels:
+                raise ImageReadError(_too_large(width, height, max_pixels))
+            data = hdu.section[(0,) * (len(hdu.shape) - 2) + (slice(None), slice(None))]
+    except ImageReadError:
+        raise
     except Exception as err:  # noqa: BLE001
         raise ImageReadError(f"not a readable FITS file: {_reason(err)}") from None
-    if data is None:
-        raise ImageReadError("FITS file has no image HDU")
-    data = np.asarray(data, dtype=np.float32)
-    while data.ndim > 2:  # a cube: its first plane
-        data = data[0]
-    return _finite(data)
+    return _finite(np.asarray(data, dtype=np.float32))
 
 
 def _finite(arr: np.ndarray) -> np.ndarray:

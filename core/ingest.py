@@ -34,7 +34,7 @@ def _problem(path: str) -> str | None:
     try:
         size = os.stat(path).st_size
     except OSError as err:
-        return f"cannot access file: {err.strerror}"
+        return f"cannot access file: {err.strerror or err}"
     if not os.access(path, os.R_OK):
         return "permission denied"
     if size == 0:
@@ -48,7 +48,11 @@ def scan_folder(root) -> ScanResult:
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")
     result = ScanResult()
-    for folder, dirs, files in os.walk(root, onerror=lambda e: result.skipped.append((e.filename, f"cannot list folder: {e.strerror}"))):
+
+    def unlisted(err: OSError) -> None:
+        result.skipped.append((_printable(err.filename), f"cannot list folder: {err.strerror or err}"))
+
+    for folder, dirs, files in os.walk(root, onerror=unlisted):
         dirs.sort()
         for name in sorted(files):
             if not is_image_path(name):
@@ -66,11 +70,13 @@ def scan_folder(root) -> ScanResult:
 def read_manifest(csv_path) -> ScanResult:
     """Images listed in a CSV with a ``path`` column; every other column is kept as metadata.
 
-    Relative paths are relative to the CSV file's folder.
+    Relative paths are relative to the CSV file's folder.  Bytes that are not
+    UTF-8 cost only their row: such a path is skipped with a reason, such a
+    metadata value is kept with the bytes written as ``\\xNN``.
     """
     csv_path = Path(csv_path)
     result = ScanResult()
-    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+    with open(csv_path, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or "path" not in reader.fieldnames:
             raise ValueError(f"{csv_path} needs a 'path' column (found: {', '.join(reader.fieldnames or [])})")
@@ -82,10 +88,10 @@ def read_manifest(csv_path) -> ScanResult:
             path = str(Path(raw) if Path(raw).is_absolute() else csv_path.parent / raw)
             reason = _problem(path)
             if reason:
-                result.skipped.append((path, reason))
+                result.skipped.append((_printable(path), reason))
                 continue
             result.paths.append(path)
-            result.metas.append({k: _value(v) for k, v in row.items() if k})
+            result.metas.append({_printable(k): _value(_printable(v)) for k, v in row.items() if k})
     return result
 
 
@@ -101,5 +107,6 @@ def _value(text: str | None):
     return text
 
 
-def _printable(path: str) -> str:
-    return path.encode("utf-8", "backslashreplace").decode("utf-8")
+def _printable(text: str | None) -> str | None:
+    """Text safe for SQLite, CSV and terminals: undecodable bytes (surrogate escapes) become ``\\xNN``."""
+    return None if text is None else os.fsencode(text).decode("utf-8", "backslashreplace")

@@ -321,6 +321,36 @@ class Project:
             c.executemany("UPDATE items SET status=?, reason=? WHERE id=?",
                           [(s, r, int(i)) for i, s, r in updates])
 
+    def check_files(self) -> np.ndarray:
+        """Mark items whose file is gone as ``missing``, and those that came back as usable again.
+
+        A missing file is not an error: its labels, features and scores are kept,
+        and it is ``ok`` again (``pending`` if it never had features) once it
+        returns.  One ``stat`` per item, so this is an explicit call (``index``
+        makes it; front ends should when they open a project for writing), never
+        part of :meth:`open`.  A read-only project is only checked, not updated.
+        Returns the ids of the items whose file is missing now.
+        """
+        rows = self._conn.execute("SELECT id, path, status FROM items "
+                                  "WHERE status IN ('pending', 'ok', 'missing') ORDER BY id").fetchall()
+        root = str(self.root)
+        missing, gone, back = [], [], []
+        for item_id, stored, status in rows:
+            path = stored if os.path.isabs(stored) else os.path.normpath(os.path.join(root, stored))
+            if not os.path.exists(path):
+                missing.append(item_id)
+                if status != "missing":
+                    gone.append((item_id,))
+            elif status == "missing":
+                back.append((item_id,))
+        if self.writable and (gone or back):
+            with self._tx() as c:
+                c.executemany("UPDATE items SET status='missing', reason='file not found' WHERE id=?", gone)
+                c.executemany("UPDATE items SET reason=NULL, status=CASE WHEN EXISTS "
+                              "(SELECT 1 FROM features_done WHERE item_id=items.id) THEN 'ok' ELSE 'pending' END "
+                              "WHERE id=?", back)
+        return np.array(missing, dtype=np.int64)
+
     def skipped(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT path, reason FROM items WHERE status IN ('skipped', 'missing') ORDER BY id",
                                  self._conn)
