@@ -50,12 +50,16 @@ def _friendly_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .encoders import EncoderError
-
         try:
             return fn(*args, **kwargs)
-        except (ProjectError, EncoderError, ValueError, FileNotFoundError, KeyError) as err:
+        except (ProjectError, ValueError, FileNotFoundError, KeyError) as err:
             raise click.ClickException(str(err).strip("'\"")) from None
+        except Exception as err:
+            # Only a command that loaded the encoders (and torch) can raise EncoderError.
+            encoders = sys.modules.get("oddscope.core.encoders")
+            if encoders and isinstance(err, encoders.EncoderError):
+                raise click.ClickException(str(err)) from None
+            raise
     return wrapper
 
 

@@ -9,7 +9,6 @@ and nothing else in the project changes.
 from __future__ import annotations
 
 import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,14 +53,21 @@ def _decoded_lines(raw: bytes, report: ImportReport) -> list[str]:
 def import_labels(project: Project, path, who: str | None = None) -> ImportReport:
     report = ImportReport()
     lines = _decoded_lines(Path(path).read_bytes(), report)
-    reader = csv.DictReader(io.StringIO("".join(lines)))
+    reader = csv.DictReader(lines)  # one entry per physical line, so line numbers match the file
     fields = [f.strip().lower() for f in reader.fieldnames or []]
     reader.fieldnames = fields
     if "path" not in fields or not ({"score", "tags"} & set(fields)):
         raise ValueError(f"{path}: a labels CSV needs a 'path' column and a 'score' and/or 'tags' column "
                          f"(found: {', '.join(fields) or 'nothing'})")
     changes, seen = [], {}
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:  # e.g. a stray carriage return inside a cell
+            report.errors.append((reader.line_num, f"malformed CSV row: {err}"))
+            continue
         line = reader.line_num
         if not any((v or "").strip() for k, v in row.items() if k):
             continue  # blank or undecodable line (already reported)

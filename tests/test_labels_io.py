@@ -76,14 +76,13 @@ def test_property_good_rows_applied_bad_rows_reported_nothing_else_changed(proje
     report = import_labels(project, csv)
     bad = {line for line, _ in report.errors}
     seen = set()
-    for number, (i, s, t) in enumerate(rows, start=2):
+    reshaped = any(ch in str(s) for _, s, _ in rows for ch in ',"\r\n')  # the cell changes the CSV's shape
+    for number, (i, s, t) in enumerate([] if reshaped else rows, start=2):
         text = str(s).strip()
         valid_score = text == "" or (text.lstrip("-").isdigit() and 0 <= int(text) <= 5)
         usable = i < 5 and i not in seen and valid_score and (text != "" or t != "")
         if i < 5 and valid_score and (text or t):
             seen.add(i)
-        if "," in str(s) or "\n" in str(s) or '"' in str(s) or "\r" in str(s):
-            continue  # the CSV text itself changed shape; only the invariant below applies
         assert (number in bad) != usable, (number, i, s, t, report.errors)
     touched = {i for i, s, t in rows if i < 5}
     for i in set(range(5)) - touched:
