@@ -306,7 +306,10 @@ DETECTORS = {
     "knn": KnnDetector,
     "knn-l2": partial(KnnDetector, metric="l2"),
     "knn-l1": partial(KnnDetector, metric="l1"),
-    "knn-ls": partial(KnnDetector, hubness="local_scaling"),
+    # Local scaling judges a distance against the neighbourhood, so the neighbourhood must be
+    # larger than a family of similar anomalies (on the demo, k=5 inverts the ranking: AUROC 0.43;
+    # k=50 gives 0.90): a larger default k than plain kNN.
+    "knn-ls": partial(KnnDetector, hubness="local_scaling", k=50),
     "iforest": IsolationForestDetector,
     "lof": LofDetector,
     "mahalanobis": MahalanobisDetector,

@@ -24,6 +24,7 @@ from .projection import MapProjection
 from .store import Project
 
 MAP_MODEL = "map.joblib"
+PLAIN_KNN = ("knn", "knn-l2", "knn-l1")  # the detectors that `-k` sets
 
 
 @dataclass
@@ -121,7 +122,7 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
     for step, name in enumerate(options.detectors):
         progress.update("scores", step, len(options.detectors))
         t0 = time.perf_counter()
-        detector = make_detector(name, **({"k": options.k} if name.startswith("knn") else {}))
+        detector = make_detector(name, **({"k": options.k} if name in PLAIN_KNN else {}))
         values = detector.fit(memory).score(X, exclude_self=(mode == "unsupervised"))
         project.save_array(f"score_{name}", _scatter(values, test_ids, n))
         seconds = time.perf_counter() - t0

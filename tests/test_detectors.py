@@ -178,3 +178,4 @@ def test_registry():
         make_detector("knn", metric="hamming")
     with pytest.raises(ValueError, match="hubness"):
         make_detector("knn", hubness="snn")
+
