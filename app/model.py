@@ -1,0 +1,327 @@
+"""The open project as the views see it: one table, the current item, the shared selection.
+
+Every view (map, ranking grid, viewer, neighbours) reads this model and asks it
+to change things, so a label given in the grid shows at once in the viewer and
+on the map.  Labels are written through the store first (durable when the call
+returns), then only the touched rows of the in-memory table are updated: cheap
+at a million rows, where rebuilding the table would take seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from PySide6.QtCore import QObject, Signal
+
+from oddscope.core.store import Project, ProjectError, ProjectLocked
+from oddscope.core.table import (CLUSTER_COLUMNS, detector_names, project_table, rank_of, ranking_name,
+                                 ranking_scores)
+
+MAX_CATEGORIES = 60  # a text metadata column with more distinct values is not offered as a colouring
+_INTERNAL = {"path", "status", "reason", "role", "rank", "umap_x", "umap_y", "tags", "predicted_relevance"}
+
+
+@dataclass
+class LoadedProject:
+    """What :func:`load_table` hands from the worker thread to the model."""
+
+    project: Project
+    table: pd.DataFrame
+
+
+def load_table(project: Project, progress=None) -> LoadedProject:
+    """Build the table of an open project (seconds at 1M items: run it in a worker)."""
+    if progress is not None:
+        progress.update("reading the project", 0, 1)
+    table = project_table(project)
+    if progress is not None:
+        progress.update("reading the project", 1, 1)
+    return LoadedProject(project, table)
+
+
+def encoder_text(project: Project | None) -> str:
+    """``spec · weights`` of the project's encoder: the weights in use are never hidden."""
+    enc = (project.get_setting("encoder") if project is not None else None) or {}
+    if not enc:
+        return "not indexed yet"
+    return f"{enc.get('spec', '?')} · weights: {enc.get('weights', '?')}"
+
+
+class ProjectModel(QObject):
+    loaded = Signal()
+    table_changed = Signal()  # rows re-sorted or recomputed (ranking, analysis)
+    labels_changed = Signal(object)  # ndarray of item ids whose score/tags changed
+    current_changed = Signal(int)  # item id, -1 for none
+    selection_changed = Signal(object)  # ndarray of item ids, or None for "no selection"
+    labelling_changed = Signal(bool)  # whether labels can be written now
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.project: Project | None = None
+        self.table: pd.DataFrame | None = None
+        self.current: int | None = None
+        self.selection: np.ndarray | None = None
+        self.map_ids = np.empty(0, np.int64)  # items on the map, in map point order
+        self._map_rows = np.empty(0, np.int64)  # their rows in self.table
+        self._map_pos = np.empty(0, np.int64)  # item id -> map position (-1: not on the map)
+        self._paused = False
+        self._suspended = False  # the writer lock is lent to a child process
+
+    # ------------------------------------------------------------------ opening
+    def open(self, root, writable: bool = True) -> None:
+        """Open and load synchronously (scripts, tests); the window loads in a worker instead."""
+        self.set_loaded(load_table(Project.open(root, writable=writable)))
+
+    def set_loaded(self, loaded: LoadedProject) -> None:
+        self.close()
+        self.project, self.table = loaded.project, loaded.table
+        self._index_map()
+        self.loaded.emit()
+        self.labelling_changed.emit(self.can_label)
+
+    def close(self) -> None:
+        if self.project is not None:
+            self.project.close()
+        self.project = self.table = None
+        self.current = self.selection = None
+        self._paused = self._suspended = False
+        self.map_ids = self._map_rows = self._map_pos = np.empty(0, np.int64)
+
+    def set_table(self, table: pd.DataFrame) -> None:
+        """A table rebuilt after the analysis changed (new scores, map, clusters)."""
+        self.table = table
+        self._index_map()
+        if self.selection is not None:
+            self.selection = self.selection[np.isin(self.selection, table.index.to_numpy())]
+        self.table_changed.emit()
+
+    def _index_map(self) -> None:
+        t = self.table
+        on_map = np.isfinite(t["umap_x"].to_numpy()) & np.isfinite(t["umap_y"].to_numpy())
+        ids = t.index.to_numpy()[on_map]
+        order = np.argsort(ids, kind="stable")
+        self.map_ids = ids[order]
+        self._map_rows = np.flatnonzero(on_map)[order]
+        size = int(t.index.max()) + 1 if len(t) else 0
+        self._map_pos = np.full(size, -1, np.int64)
+        self._map_pos[self.map_ids] = np.arange(len(self.map_ids))
+
+    @property
+    def is_open(self) -> bool:
+        return self.project is not None
+
+    @property
+    def read_only(self) -> bool:
+        """Opened read-only because another process writes it (not: lent to our own child process)."""
+        return self.project is not None and not self.project.writable and not self._suspended
+
+    @property
+    def can_label(self) -> bool:
+        return self.project is not None and self.project.writable and not self._paused
+
+    def suspend_writing(self) -> None:
+        """Hand the writer lock to a child process (re-analysis): keep reading, stop labelling."""
+        root = self.project.root
+        self.project.close()
+        self.project = Project.open(root, writable=False)
+        self._suspended = True
+        self.pause_labelling(True)
+
+    def resume_writing(self) -> None:
+        """Take the writer lock back; read-only if another process took it meanwhile."""
+        if not self._suspended or self.project is None:
+            return
+        root = self.project.root
+        self.project.close()
+        self._suspended = False
+        try:
+            self.project = Project.open(root, writable=True)
+        except ProjectLocked:
+            self.project = Project.open(root, writable=False)
+        self.pause_labelling(False)
+
+    def pause_labelling(self, paused: bool) -> None:
+        """While a background task writes this project, labels wait (one writer connection)."""
+        self._paused = paused
+        self.labelling_changed.emit(self.can_label)
+
+    # ----------------------------------------------------------------- the map
+    def map_xy(self) -> np.ndarray:
+        return self.table[["umap_x", "umap_y"]].to_numpy(np.float32)[self._map_rows]
+
+    def map_position(self, item_id: int | None) -> int | None:
+        if item_id is None or not 0 <= item_id < len(self._map_pos) or self._map_pos[item_id] < 0:
+            return None
+        return int(self._map_pos[item_id])
+
+    def map_positions(self, ids) -> np.ndarray:
+        ids = np.asarray(ids, np.int64)
+        ids = ids[(ids >= 0) & (ids < len(self._map_pos))]
+        pos = self._map_pos[ids]
+        return pos[pos >= 0]
+
+    # -------------------------------------------------------- current/selection
+    def set_current(self, item_id: int | None) -> None:
+        item_id = None if item_id is None or item_id < 0 else int(item_id)
+        if item_id == self.current:
+            return
+        self.current = item_id
+        self.current_changed.emit(-1 if item_id is None else item_id)
+
+    def set_selection(self, ids) -> None:
+        """Select items (None or empty: no selection, every item shows)."""
+        ids = None if ids is None or len(ids) == 0 else np.unique(np.asarray(ids, np.int64))
+        if (ids is None and self.selection is None) or (
+                ids is not None and self.selection is not None and np.array_equal(ids, self.selection)):
+            return
+        self.selection = ids
+        self.selection_changed.emit(ids)
+
+    def row(self, item_id: int) -> pd.Series:
+        return self.table.loc[item_id]
+
+    # ------------------------------------------------------------------- labels
+    def _check_labelling(self) -> None:
+        if self.project is None:
+            raise ProjectError("no project is open")
+        if not self.project.writable:
+            raise ProjectError("this project is open read-only: labels cannot be changed")
+        if self._paused:
+            raise ProjectError("labels are paused while the project is being analysed; try again when it ends")
+
+    def set_label(self, item_id: int, score) -> None:
+        self._check_labelling()
+        self.project.set_label(item_id, score=score)
+        self._refresh_labels([item_id])
+
+    def add_tag(self, item_id: int, tag: str) -> None:
+        self._check_labelling()
+        self.project.add_tag(item_id, tag)
+        self._refresh_labels([item_id])
+
+    def undo(self) -> int | None:
+        """Undo the newest label change; returns the item it touched."""
+        self._check_labelling()
+        item_id = self.project.undo()
+        if item_id is not None:
+            self._refresh_labels([item_id])
+        return item_id
+
+    def redo(self) -> int | None:
+        self._check_labelling()
+        item_id = self.project.redo()
+        if item_id is not None:
+            self._refresh_labels([item_id])
+        return item_id
+
+    def refresh_all_labels(self) -> None:
+        """Re-read every label (after a CSV import)."""
+        labels = self.project.labels()
+        self.table["label_score"] = labels["score"].reindex(self.table.index)
+        self.table["tags"] = [";".join(t) if isinstance(t, list) else "" for t in
+                              labels["tags"].reindex(self.table.index)]
+        self.labels_changed.emit(self.table.index.to_numpy())
+
+    def _refresh_labels(self, ids) -> None:
+        for item_id in ids:
+            score, tags = self.project.label(item_id)
+            if item_id in self.table.index:
+                self.table.at[item_id, "label_score"] = np.nan if score is None else float(score)
+                self.table.at[item_id, "tags"] = ";".join(tags)
+        self.labels_changed.emit(np.asarray(ids, np.int64))
+
+    def label_of(self, item_id: int) -> tuple[int | None, list[str]]:
+        row = self.table.loc[item_id]
+        score = row["label_score"]
+        return (None if pd.isna(score) else int(score)), [t for t in str(row["tags"]).split(";") if t]
+
+    def labelled_count(self) -> int:
+        t = self.table
+        return 0 if t is None else int((t["label_score"].notna() | (t["tags"] != "")).sum())
+
+    def all_tags(self) -> list[str]:
+        return self.project.all_tags() if self.project is not None else []
+
+    # ------------------------------------------------------------------ ranking
+    def rankings(self) -> list[str]:
+        """Detectors, then active-learning rankings stored as ``rank_<method>``."""
+        if self.project is None:
+            return []
+        learned = [n[len("rank_"):] for n in self.project.array_names() if n.startswith("rank_")]
+        return detector_names(self.project) + [n for n in learned if n not in detector_names(self.project)]
+
+    def ranking(self) -> str:
+        return ranking_name(self.project)
+
+    def set_ranking(self, name: str) -> None:
+        """Make ``name`` the active ranking: re-rank and re-sort the table (stored if writable)."""
+        scores = ranking_scores(self.project, name)
+        if self.can_label:  # i.e. we hold the writer lock and nothing else writes through it
+            self.project.set_setting("ranking", name)
+        padded = np.full(int(self.table.index.max()) + 1, np.nan)
+        padded[: len(scores)] = scores[: len(padded)]
+        ranks = rank_of(padded)
+        ids = self.table.index.to_numpy()
+        self.table["anomaly_score"] = padded[ids]
+        self.table["rank"] = ranks[ids]
+        relevance = self.project.load_array(f"relevance_{name}")
+        if relevance is not None:
+            self.table["predicted_relevance"] = np.asarray(relevance, np.float64)[ids]
+        self.table = self.table.sort_values(["rank"], key=lambda r: r.replace(0, np.iinfo(np.int64).max),
+                                            kind="stable")
+        self._index_map()
+        self.table_changed.emit()
+
+    # ---------------------------------------------------------------- colouring
+    def color_choices(self) -> list[tuple[str, str]]:
+        """``(column, label)`` pairs the map can be coloured by."""
+        if self.table is None:
+            return []
+        t = self.table
+        choices = [("anomaly_score", f"anomaly score ({self.ranking()})")]
+        choices += [(f"score_{d}", f"score: {d}") for d in detector_names(self.project)]
+        if "predicted_relevance" in t:
+            choices.append(("predicted_relevance", "predicted relevance"))
+        choices += [("label_score", "label score"), ("tags", "tag")]
+        choices += [(c, f"clusters: {c[len('cluster_'):]}") for c in CLUSTER_COLUMNS if c in t]
+        choices += [(c, f"meta: {c}") for c in self._meta_columns()]
+        return choices
+
+    def _meta_columns(self) -> list[str]:
+        known = {"anomaly_score", "label_score", "cluster", *CLUSTER_COLUMNS, *_INTERNAL}
+        out = []
+        for column in self.table.columns:
+            if column in known or column.startswith("score_"):
+                continue
+            values = self.table[column]
+            if pd.api.types.is_numeric_dtype(values) or values.nunique() <= MAX_CATEGORIES:
+                out.append(column)
+        return out
+
+    def color_values(self, column: str):
+        """Values per map point: ``(float values, "numeric", [])`` or ``(int codes, "categorical", names)``.
+
+        Categorical codes are -1 where an item has no value.  An item with
+        several tags is coloured by its first.
+        """
+        values = self.table[column].to_numpy()[self._map_rows]
+        if column == "tags":
+            first = np.array([t.split(";")[0] for t in values], dtype=object)
+            names = sorted({t for t in first if t})
+            return self._codes(first, names), "categorical", names
+        if column == "cluster" or column in CLUSTER_COLUMNS:
+            codes = values.astype(np.int64)
+            top = int(codes.max()) if len(codes) else -1
+            return codes, "categorical", [f"cluster {i}" for i in range(top + 1)]
+        if pd.api.types.is_bool_dtype(self.table[column]) or not pd.api.types.is_numeric_dtype(self.table[column]):
+            text = np.array(["" if pd.isna(v) else str(v) for v in values], dtype=object)
+            names = sorted({v for v in text if v})
+            return self._codes(text, names), "categorical", names
+        return values.astype(np.float64), "numeric", []
+
+    @staticmethod
+    def _codes(values: np.ndarray, names: list[str]) -> np.ndarray:
+        lookup = {name: i for i, name in enumerate(names)}
+        return np.array([lookup.get(v, -1) for v in values], dtype=np.int64)

@@ -1,0 +1,94 @@
+"""GUI event-loop latency while the app indexes a folder in the background.
+
+A 10 ms QTimer runs on the GUI thread of a real MainWindow while "Open images
+folder" indexes a generated demo folder (decode, encoder, detectors, UMAP,
+clusters: the real ``index_images`` in a worker).  Each tick records how late
+it fired; a frozen GUI shows up as a large gap.  Target: p99 < 100 ms.
+
+    QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui_latency.py --n-images 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-images", type=int, default=200)
+    parser.add_argument("--tick-ms", type=int, default=10)
+    args = parser.parse_args()
+
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from oddscope.core.demo import make_demo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for fmt in (QSettings.NativeFormat, QSettings.IniFormat):  # leave the user's settings alone
+            QSettings.setPath(fmt, QSettings.UserScope, str(tmp / "settings"))
+        app = QApplication.instance() or QApplication([])
+        from oddscope.app import dialogs
+        from oddscope.app.window import MainWindow
+
+        dialogs.show_error = lambda *args: None  # a failure is printed below, not shown in a modal dialog
+
+        demo = make_demo(tmp / "survey", n_images=args.n_images, seed=0)
+        window = MainWindow(restore_layout=False)
+        window.show()
+
+        lateness, stages, last = [], [], [time.perf_counter()]
+
+        def tick() -> None:
+            now = time.perf_counter()
+            lateness.append((now - last[0]) * 1000 - args.tick_ms)
+            stages.append((window.task_bar.label.text(), now))
+            last[0] = now
+
+        timer = QTimer(interval=args.tick_ms)
+        timer.timeout.connect(tick)
+        started = time.perf_counter()
+        window.index_folder(demo.images_dir, tmp / "project")
+        task = window.tasks.running("index")
+        if task is None:
+            print("indexing did not start", file=sys.stderr)
+            return 1
+        outcome = {}
+        task.finished.connect(lambda summary: outcome.update(summary=summary))
+        task.failed.connect(lambda message, details: outcome.update(error=details))
+        loop = QEventLoop()
+        task.done.connect(loop.quit)
+        timer.start()
+        loop.exec()
+        ended = time.perf_counter()
+        timer.stop()
+        seconds = time.perf_counter() - started
+        window.close()
+
+    if "error" in outcome:
+        print(outcome["error"], file=sys.stderr)
+        return 1
+    late = np.maximum(np.array(lateness), 0.0)
+    summary = outcome.get("summary")
+    print(f"indexed {args.n_images} images in {seconds:.1f} s "
+          f"({summary.seconds if summary else 'no summary'})")
+    print(f"event-loop latency over {len(late)} ticks of {args.tick_ms} ms: "
+          f"median {np.median(late):.1f} ms, p99 {np.percentile(late, 99):.1f} ms, max {late.max():.1f} ms")
+    worst = np.argsort(late)[::-1][:5]
+    print("worst ticks: " + "; ".join(f"{late[i]:.0f} ms during '{stages[i][0]}' "
+                                      f"({ended - stages[i][1]:.1f} s before the end)" for i in worst))
+    return 0 if np.percentile(late, 99) < 100 else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
