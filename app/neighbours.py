@@ -17,14 +17,14 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel
                                QStackedWidget, QStyle, QStyledItemDelegate, QVBoxLayout, QWidget)
 
 from .ranking import format_score
-from .thumbs import ThumbnailCache
+from .thumbs import ThumbnailCache, ThumbnailUser
 
 METRICS = (("Cosine", "cosine"), ("L2", "l2"), ("L1", "l1"))
 DEFAULT_K = 12
 STRIP_THUMB = 96
 
 
-class NeighboursModel(QAbstractListModel):
+class NeighboursModel(QAbstractListModel, ThumbnailUser):
     """The neighbours shown: item ids and distances, nearest first."""
 
     def __init__(self, parent=None):
@@ -32,14 +32,6 @@ class NeighboursModel(QAbstractListModel):
         self.ids = np.empty(0, np.int64)
         self.distances = np.empty(0)
         self.paths: pd.Series | None = None
-        self._thumbnails: ThumbnailCache | None = None
-
-    def set_thumbnail_cache(self, cache: ThumbnailCache | None) -> None:
-        if self._thumbnails is not None:
-            self._thumbnails.ready.disconnect(self._on_thumbnail)
-        self._thumbnails = cache
-        if cache is not None:
-            cache.ready.connect(self._on_thumbnail)
 
     def set_results(self, ids, distances) -> None:
         self.beginResetModel()

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QHB
                                QLineEdit, QStyle, QStyledItemDelegate, QTableView, QToolButton, QVBoxLayout,
                                QWidget)
 
-from .thumbs import ThumbnailCache
+from .thumbs import ThumbnailCache, ThumbnailUser
 
 # Label score 0 (normal) to 5 (most interesting): cool to hot.
 SCORE_COLOURS = ("#6b7785", "#3d8bd4", "#26a69a", "#d4a82a", "#ee7d2b", "#e0483e")
@@ -276,7 +276,7 @@ def tag_colour(tag: str) -> QColor:
     return QColor.fromHsv(zlib.crc32(tag.encode()) % 360, 150, 185)
 
 
-class RankingModel(QAbstractTableModel):
+class RankingModel(QAbstractTableModel, ThumbnailUser):
     """The visible items in rank order, wrapped into rows of :attr:`columns` cells.
 
     The *flat* number of a cell (``row * columns + column``) is its place in the
@@ -288,16 +288,8 @@ class RankingModel(QAbstractTableModel):
         self.table = RankingTable(pd.DataFrame(index=pd.Index([], dtype=np.int64)))
         self._order = np.empty(0, np.int64)
         self._columns = 1
-        self._thumbnails: ThumbnailCache | None = None
 
     # ----------------------------------------------------------------- setup
-    def set_thumbnail_cache(self, cache: ThumbnailCache | None) -> None:
-        if self._thumbnails is not None:
-            self._thumbnails.ready.disconnect(self._on_thumbnail)
-        self._thumbnails = cache
-        if cache is not None:
-            cache.ready.connect(self._on_thumbnail)
-
     def set_table(self, table: RankingTable, order: np.ndarray) -> None:
         self.beginResetModel()
         self.table, self._order = table, np.asarray(order, np.int64)

@@ -93,6 +93,22 @@ class ThumbnailCache(QObject):
         self.ready.emit(item_id)
 
 
+class ThumbnailUser:
+    """Mixin for item models that draw thumbnails: listens to one cache's ``ready`` at a time."""
+
+    _thumbnails: ThumbnailCache | None = None
+
+    def set_thumbnail_cache(self, cache: ThumbnailCache | None) -> None:
+        if self._thumbnails is not None:
+            self._thumbnails.ready.disconnect(self._on_thumbnail)
+        self._thumbnails = cache
+        if cache is not None:
+            cache.ready.connect(self._on_thumbnail)
+
+    def _on_thumbnail(self, item_id: int) -> None:
+        raise NotImplementedError
+
+
 class _Bridge(QObject):
     """Carries results from loader threads to the GUI thread (a queued connection).
 

@@ -471,26 +471,23 @@ class Project:
 
     def undo(self) -> int | None:
         """Revert the newest label change; returns the item id it touched, or None."""
-        with self._tx() as c:
-            row = c.execute("SELECT seq, item_id, old_score, old_tags, who FROM label_history WHERE undone=0 "
-                            "ORDER BY seq DESC LIMIT 1").fetchone()
-            if row is None:
-                return None
-            seq, item_id, score, tags, who = row
-            self._write_label(c, item_id, score, json.loads(tags), who)
-            c.execute("UPDATE label_history SET undone=1 WHERE seq=?", (seq,))
-        return item_id
+        return self._replay(undone=False)
 
     def redo(self) -> int | None:
         """Re-apply the oldest undone change; returns the item id, or None."""
+        return self._replay(undone=True)
+
+    def _replay(self, undone: bool) -> int | None:
+        """Move one step along the history: back to a change's old value, or forward to its new one."""
+        side, order = ("new", "ASC") if undone else ("old", "DESC")
         with self._tx() as c:
-            row = c.execute("SELECT seq, item_id, new_score, new_tags, who FROM label_history WHERE undone=1 "
-                            "ORDER BY seq ASC LIMIT 1").fetchone()
+            row = c.execute(f"SELECT seq, item_id, {side}_score, {side}_tags, who FROM label_history "
+                            f"WHERE undone=? ORDER BY seq {order} LIMIT 1", (int(undone),)).fetchone()
             if row is None:
                 return None
             seq, item_id, score, tags, who = row
             self._write_label(c, item_id, score, json.loads(tags), who)
-            c.execute("UPDATE label_history SET undone=0 WHERE seq=?", (seq,))
+            c.execute("UPDATE label_history SET undone=? WHERE seq=?", (int(not undone), seq))
         return item_id
 
     def labels(self) -> pd.DataFrame:
