@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from PySide6.QtCore import QObject, Signal
 
+from oddscope.core.active import RANKERS
 from oddscope.core.store import Project, ProjectError, ProjectLocked
 from oddscope.core.table import (CLUSTER_COLUMNS, detector_names, project_table, rank_of, ranking_name,
                                  ranking_scores)
@@ -246,18 +247,22 @@ class ProjectModel(QObject):
 
     # ------------------------------------------------------------------ ranking
     def rankings(self) -> list[str]:
-        """Detectors, then active-learning rankings stored as ``rank_<method>``."""
+        """Detectors, then the active-learning methods (fitted on the labels when chosen)."""
         if self.project is None:
             return []
-        learned = [n[len("rank_"):] for n in self.project.array_names() if n.startswith("rank_")]
-        return detector_names(self.project) + [n for n in learned if n not in detector_names(self.project)]
+        detectors = detector_names(self.project)
+        return detectors + [n for n in RANKERS if n not in detectors]
 
     def ranking(self) -> str:
         return ranking_name(self.project)
 
     def set_ranking(self, name: str) -> None:
         """Make ``name`` the active ranking: re-rank and re-sort the table (stored if writable)."""
-        scores = ranking_scores(self.project, name)
+        relevance = self.project.load_array(f"relevance_{name}")
+        self.apply_ranking(name, ranking_scores(self.project, name), relevance)
+
+    def apply_ranking(self, name: str, scores: np.ndarray, relevance: np.ndarray | None) -> None:
+        """Re-rank and re-sort the table by per-item ``scores`` (e.g. fresh from the active learner)."""
         if self.can_label:  # i.e. we hold the writer lock and nothing else writes through it
             self.project.set_setting("ranking", name)
         padded = np.full(int(self.table.index.max()) + 1, np.nan)
@@ -266,7 +271,6 @@ class ProjectModel(QObject):
         ids = self.table.index.to_numpy()
         self.table["anomaly_score"] = padded[ids]
         self.table["rank"] = ranks[ids]
-        relevance = self.project.load_array(f"relevance_{name}")
         if relevance is not None:
             self.table["predicted_relevance"] = np.asarray(relevance, np.float64)[ids]
         self.table = self.table.sort_values(["rank"], key=lambda r: r.replace(0, np.iinfo(np.int64).max),

@@ -19,9 +19,11 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Qt
 
+from oddscope.core.active import RANKERS
 from oddscope.core.store import Project, ProjectError, ProjectLocked
 
 from . import dialogs
+from .learning import ActiveLearner
 from .mapview import MapView
 from .model import ProjectModel, encoder_text, load_table
 from .neighbours import METRICS as NEIGHBOUR_METRICS
@@ -311,6 +313,9 @@ class MainWindow(QtWidgets.QMainWindow):
         m = self.model
         m.loaded.connect(self._on_loaded)
         m.table_changed.connect(self._on_table_changed)
+        self.learner = ActiveLearner(self)
+        self.learner.updated.connect(self._on_learned)
+        self.learner.failed.connect(lambda message: self.statusBar().showMessage(message, 8000))
         m.labels_changed.connect(self._on_labels_changed)
         m.current_changed.connect(self._on_current_changed)
         m.selection_changed.connect(self._on_selection_changed)
@@ -414,6 +419,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_loaded(self) -> None:
         self._loading = False
+        self.learner.reset()
         project = self.model.project
         self._remember_project(project.root)
         self._make_thumbnails(project)
@@ -500,6 +506,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_status()
 
     def _on_labels_changed(self, ids) -> None:
+        if self.model.ranking() in RANKERS:
+            self._relearn(self.model.ranking())
         table = self.model.table
         ids = np.asarray(ids, np.int64)
         self.ranking.update_labels(table.loc[ids, ["label_score", "tags"]])
@@ -652,7 +660,24 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_ranking_choice(self, name: str) -> None:
         if name and self.model.table is not None and name != self.model.ranking():
             self.colour_combo.setItemText(0, f"anomaly score ({name})")
-            self.model.set_ranking(name)
+            if name in RANKERS:
+                self._relearn(name)
+            else:
+                self.model.set_ranking(name)
+
+    def _relearn(self, method: str) -> None:
+        """Refit the active-learning ranking on the labels so far, in the background."""
+        if self.model.project is None or not self.model.can_label:
+            return
+        self.statusBar().showMessage(f"Re-ranking with {method}…")
+        self.learner.request(self.model.project, method, self.model.project.labels())
+
+    def _on_learned(self, method: str, scores, relevance, seconds: float) -> None:
+        if self.model.table is None or self.ranking_combo.currentText() != method:
+            return  # the user moved on to another ranking meanwhile
+        self.model.apply_ranking(method, scores, relevance)
+        labelled = int(self.model.table["label_score"].notna().sum())
+        self.statusBar().showMessage(f"Re-ranked with {method} on {labelled} label(s) in {seconds * 1000:.0f} ms", 5000)
 
     # ================================================================== labelling
     def label_current(self, score: int) -> None:
@@ -745,11 +770,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _run(self, kind: str, title: str, fn, on_finished, *args, **kwargs):
         task = self.tasks.run(kind, title, fn, *args, on_finished=on_finished,
-                              on_failed=lambda m, d: dialogs.show_error(self, f"{title} failed", m, d), **kwargs)
+                              on_failed=lambda m, d: dialogs.show_error(self, f"{title} failed", m, d),
+                              on_cancelled=lambda: self.statusBar().showMessage(f"{title}: cancelled", 5000),
+                              **kwargs)
         if task is None:
             self.statusBar().showMessage(f"“{title}” is already running", 4000)
-        else:
-            task.cancelled.connect(lambda: self.statusBar().showMessage(f"{title}: cancelled", 5000))
         return task
 
     def _update_open_project(self, title: str, images, values: dict, reindex: bool) -> None:
@@ -761,18 +786,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.model.suspend_writing()
         self.neighbours.set_query_function(self._neighbour_query(self.model.project))
         task = self._run("analyse", title, functools.partial(update_project, root, images, values, reindex),
-                         None, in_process=True)
+                         None, in_process=True, on_done=self._analysis_ended)
         if task is None:
             self.model.resume_writing()
-            return
-        task.done.connect(lambda: self._analysis_ended(task.outcome == "finished"))
 
-    def _analysis_ended(self, changed: bool) -> None:
+    def _analysis_ended(self, outcome: str) -> None:
         if self._closed or not self.model.is_open:
             return
         self.model.resume_writing()
         self.neighbours.set_query_function(self._neighbour_query(self.model.project))  # features may differ
-        if changed:
+        if outcome == "finished":
             self._run("load", "Reading the new analysis", load_table, self._analysis_loaded, self.model.project)
 
     def _analysis_loaded(self, loaded) -> None:
@@ -834,11 +857,11 @@ class MainWindow(QtWidgets.QMainWindow):
         from oddscope.core.labels_io import import_labels
 
         project = self.model.project
+        self.model.pause_labelling(True)  # the import writes through the same connection
         task = self._run("import", "Importing labels", lambda progress=None: import_labels(project, path),
-                         self._import_done)
-        if task is not None:
-            self.model.pause_labelling(True)
-            task.done.connect(lambda: self.model.pause_labelling(False))
+                         self._import_done, on_done=lambda _outcome: self.model.pause_labelling(False))
+        if task is None:
+            self.model.pause_labelling(False)
         return task
 
     def _import_done(self, report) -> None:
