@@ -5,7 +5,9 @@ prepared ranker) is built once in a worker thread; after that each refit costs
 milliseconds (the Oddscope ranker; NeighbourScore and Protege take longer).
 Requests that arrive while a refit runs are folded into one follow-up, so fast
 labelling never queues up stale work.  Results come back through a queued
-signal and are applied on the main thread.
+signal and are applied (and saved) on the main thread.  The worker reads the
+project through a read-only connection of its own: a sqlite3 connection must
+not be used by two threads at once.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from oddscope.core.active_project import ActiveSession
+from oddscope.core.store import Project
 
 
 class ActiveLearner(QObject):
@@ -28,13 +31,13 @@ class ActiveLearner(QObject):
         super().__init__(parent)
         self._lock = threading.Lock()
         self._session: ActiveSession | None = None
-        self._pending = None  # (project, method, labels) waiting for the running refit
+        self._pending = None  # (project root, method, labels) waiting for the running refit
         self._running = False
 
-    def request(self, project, method: str, labels) -> None:
-        """Refit ``method`` on ``labels`` (a copy of ``project.labels()``) as soon as possible."""
+    def request(self, root, method: str, labels) -> None:
+        """Refit ``method`` on ``labels`` (``project.labels()`` of the project at ``root``) as soon as possible."""
         with self._lock:
-            self._pending = (project, method, labels)
+            self._pending = (root, method, labels)
             if self._running:
                 return
             self._running = True
@@ -55,17 +58,15 @@ class ActiveLearner(QObject):
                     self._running = False
                     return
                 session = self._session
-            project, method, labels = job
+            root, method, labels = job
             try:
                 t0 = time.perf_counter()
                 if session is None or session.method != method:
-                    session = ActiveSession(project, method)
+                    with Project.open(root) as project:
+                        session = ActiveSession(project, method)
                     with self._lock:
                         self._session = session
                 scores, relevance = session.refit(labels)
-                project.save_array(f"rank_{method}", scores)
-                if relevance is not None:
-                    project.save_array(f"relevance_{method}", relevance)
                 self.updated.emit(method, np.asarray(scores), relevance, time.perf_counter() - t0)
             except Exception as err:  # noqa: BLE001 - reported in the window, the loop keeps going
                 self.failed.emit(f"Re-ranking with {method} failed: {err}")
