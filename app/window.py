@@ -670,11 +670,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.model.project is None or not self.model.can_label:
             return
         self.statusBar().showMessage(f"Re-ranking with {method}…")
-        self.learner.request(self.model.project, method, self.model.project.labels())
+        self.learner.request(self.model.project.root, method, self.model.project.labels())
 
     def _on_learned(self, method: str, scores, relevance, seconds: float) -> None:
         if self.model.table is None or self.ranking_combo.currentText() != method:
             return  # the user moved on to another ranking meanwhile
+        self.model.project.save_array(f"rank_{method}", scores)
+        if relevance is not None:
+            self.model.project.save_array(f"relevance_{method}", relevance)
         self.model.apply_ranking(method, scores, relevance)
         labelled = int(self.model.table["label_score"].notna().sum())
         self.statusBar().showMessage(f"Re-ranked with {method} on {labelled} label(s) in {seconds * 1000:.0f} ms", 5000)
