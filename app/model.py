@@ -33,10 +33,15 @@ class LoadedProject:
 
 
 def load_table(project: Project, progress=None) -> LoadedProject:
-    """Build the table of an open project (seconds at 1M items: run it in a worker)."""
+    """Build the table of an open project (seconds at 1M items: run it in a worker).
+
+    It reads through a read-only connection of its own: a sqlite3 connection
+    must not be used by two threads at once, and the GUI thread uses ``project``'s.
+    """
     if progress is not None:
         progress.update("reading the project", 0, 1)
-    table = project_table(project)
+    with Project.open(project.root) as reader:
+        table = project_table(reader)
     if progress is not None:
         progress.update("reading the project", 1, 1)
     return LoadedProject(project, table)

@@ -36,7 +36,9 @@ class Task(QObject):
     """``fn(*args, progress=Progress, **kwargs)`` run on a thread pool (or, ``in_process``, in a child process).
 
     Exactly one of ``finished(result)``, ``failed(message, details)`` or
-    ``cancelled()`` is emitted, then ``done()``.  ``fn`` must not touch Qt
+    ``cancelled()`` is emitted, then ``done(outcome)`` ("finished", "failed"
+    or "cancelled").  Connect before :meth:`start`: a fast task may be over
+    before a later connection is made.  ``fn`` must not touch Qt
     widgets; it gets a :class:`Progress` whose ``update`` is thread-safe.  With
     ``in_process`` the callable, its arguments and its result must pickle.
     """
@@ -45,11 +47,15 @@ class Task(QObject):
     finished = Signal(object)
     failed = Signal(str, str)
     cancelled = Signal()
-    done = Signal()
+    done = Signal(str)
 
     def __init__(self, kind: str, title: str, fn, *args, pool: QThreadPool | None = None,
-                 in_process: bool = False, **kwargs):
-        super().__init__()
+                 in_process: bool = False, parent: QObject | None = None, **kwargs):
+        # With a parent, Qt owns the task and it is deleted on its own (GUI) thread once done.  Without
+        # one, keep a reference until it is done: if the last reference went away on the pool thread,
+        # the QObject would be destroyed there while its queued signals are still on their way.
+        super().__init__(parent)
+        self._owned_by_qt = parent is not None
         self.in_process = in_process
         self.kind = kind
         self.title = title
@@ -101,7 +107,9 @@ class Task(QObject):
                 self.cancelled.emit()
             else:
                 self.finished.emit(result)
-        self.done.emit()
+        self.done.emit(self.outcome)
+        if self._owned_by_qt:
+            self.deleteLater()  # posted after the signals above: deleted on the GUI thread, after the slots
 
     def _run_in_process(self):
         """Start the child, relay its messages as if the work ran here; returns its result."""
@@ -203,17 +211,22 @@ class TaskManager(QObject):
         self.pool.setMaxThreadCount(max_threads)
         self._running: dict[str, Task] = {}
 
-    def run(self, kind: str, title: str, fn, *args, on_finished=None, on_failed=None, in_process: bool = False,
-            **kwargs) -> Task | None:
-        """Start ``fn`` unless a task of ``kind`` runs already (then return None)."""
+    def run(self, kind: str, title: str, fn, *args, on_finished=None, on_failed=None, on_cancelled=None,
+            on_done=None, in_process: bool = False, **kwargs) -> Task | None:
+        """Start ``fn`` unless a task of ``kind`` runs already (then return None).
+
+        The callbacks are connected before the task starts; ``on_done(outcome)`` runs last.
+        """
         if kind in self._running:
             return None
-        task = Task(kind, title, fn, *args, pool=self.pool, in_process=in_process, **kwargs)
-        if on_finished is not None:
-            task.finished.connect(on_finished)
-        if on_failed is not None:
-            task.failed.connect(on_failed)
-        task.done.connect(lambda: self._end(task))
+        task = Task(kind, title, fn, *args, pool=self.pool, in_process=in_process, parent=self, **kwargs)
+        for signal, slot in ((task.finished, on_finished), (task.failed, on_failed),
+                             (task.cancelled, on_cancelled)):
+            if slot is not None:
+                signal.connect(slot)
+        task.done.connect(lambda _outcome: self._end(task))
+        if on_done is not None:
+            task.done.connect(on_done)
         self._running[kind] = task
         self.started.emit(task)
         return task.start()
