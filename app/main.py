@@ -63,8 +63,10 @@ def run_app(project_dir=None, screenshot=None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = make_application()
-    sys.excepthook = _excepthook
+    if screenshot is None:  # a scripted run reports errors on stderr, never in a dialog
+        sys.excepthook = _excepthook
     window = MainWindow(restore_layout=screenshot is None)
+    window.headless = screenshot is not None
     if project_dir is None:
         project_dir = window.last_project()
     if project_dir is not None:
@@ -72,7 +74,11 @@ def run_app(project_dir=None, screenshot=None) -> int:
     window.show()
     if screenshot is None:
         return app.exec()
-    ready = _wait_until(window.is_ready, SCREENSHOT_WAIT_S)
+    ready = _wait_until(lambda: window.is_ready() or bool(window.errors), SCREENSHOT_WAIT_S)
+    if window.errors:
+        print("\n".join(window.errors), file=sys.stderr)
+        window.close()
+        return 1
     if not ready:
         log.warning("screenshot taken before the project finished loading (waited %.0f s)", SCREENSHOT_WAIT_S)
     _wait_until(lambda: False, 0.3)  # let the last repaints land

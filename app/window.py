@@ -58,6 +58,40 @@ def index_new_project(project_dir, images, values: dict, progress=None):
         return index_images(project, images, options=_options(values), progress=progress)
 
 
+def read_table(root, progress=None):
+    """The table of the project at ``root``, through a connection of this thread's own."""
+    from oddscope.core.table import project_table
+
+    with Project.open(root) as project:
+        return project_table(project)
+
+
+def import_labels_into(root, path, progress=None):
+    """Import a labels CSV through a writer connection of this thread's own."""
+    from oddscope.core.labels_io import import_labels
+
+    with Project.open(root, writable=True) as project:
+        return import_labels(project, path)
+
+
+def _neighbour_query(root):
+    """``(item_id, k, metric) -> DataFrame`` for the neighbours panel's thread.
+
+    It opens its own read-only connection there: a sqlite3 connection must not
+    be used by two threads at once, and the GUI thread uses the model's.
+    """
+    cache = {}
+
+    def query(item_id: int, k: int, metric: str):
+        if "neighbours" not in cache:
+            from oddscope.core.retrieval import Neighbours  # loads torch: off the GUI thread
+
+            cache["neighbours"] = Neighbours(Project.open(root))
+        return cache["neighbours"].of_item(item_id, k, metric)
+
+    return query
+
+
 def update_project(root, images, values: dict, reindex: bool, progress=None) -> None:
     """Child process: index (new images or a new encoder) or re-analyse the project at ``root``."""
     from oddscope.core.pipeline import analyse, index_images
@@ -135,6 +169,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._colour_column = "anomaly_score"
         self._shown_xy: np.ndarray | None = None
         self._closed = False
+        self.headless = False  # scripted runs: errors are collected in .errors, never shown in a modal dialog
+        self.errors: list[str] = []
 
         self.map_view = MapView()
         self.ranking = RankingView()
@@ -379,13 +415,13 @@ class MainWindow(QtWidgets.QMainWindow):
             try:
                 project = Project.open(root, writable=True)
             except ProjectLocked as err:
-                if not dialogs.ask_yes_no(self, "Project in use",
+                if not self.headless and not dialogs.ask_yes_no(self, "Project in use",
                                           f"{err}\n\nOpen it read-only? You can browse, search and export, "
                                           "but not label."):
                     return False
                 project = Project.open(root, writable=False)
         except ProjectError as err:
-            dialogs.show_error(self, "Cannot open project", str(err))
+            self.show_error("Cannot open project", str(err))
             return False
         self._close_project()
         self._loading = True
@@ -395,11 +431,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_enabled()
         return True
 
+    def show_error(self, title: str, message: str, details: str = "") -> None:
+        if self.headless:
+            self.errors.append(f"{title}: {message}")
+            self.statusBar().showMessage(f"{title}: {message}")
+        else:
+            dialogs.show_error(self, title, message, details)
+
     def _load_failed(self, message: str, details: str) -> None:
         self._loading = False
         self.items_label.setText("No project")
         self._update_enabled()
-        dialogs.show_error(self, "Cannot open project", message, details)
+        self.show_error("Cannot open project", message, details)
 
     def _close_project(self) -> None:
         if self.thumbs is not None:
@@ -412,7 +455,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def _busy_with_project(self, what: str) -> bool:
         """True (and says so) while a task reads or writes the open project."""
         running = [t for t in self.tasks.running() if t.kind in ("load", "analyse", "import")]
-        if running:
+        if running and self.headless:
+            self.show_error("Busy", f"Cannot {what} while “{running[0].title}” runs.")
+        elif running:
             QtWidgets.QMessageBox.information(
                 self, "Busy", f"Cannot {what} while “{running[0].title}” runs. Wait for it or press Cancel.")
         return bool(running)
@@ -427,7 +472,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._shown_xy = None
         self.neighbours.set_paths(self.model.table["path"])
         self._apply_metric(dialogs.analysis_settings()["metric"])
-        self.neighbours.set_query_function(self._neighbour_query(project))
+        self.neighbours.set_query_function(_neighbour_query(project.root))
         self._on_table_changed()
         first = self.ranking.next_item()
         self.model.set_current(first)
@@ -443,20 +488,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.thumbs = ThumbnailCache(folder, size=THUMB_SIZE, parent=self)
         self.ranking.set_thumbnail_cache(self.thumbs)
         self.neighbours.set_thumbnail_cache(self.thumbs)
-
-    @staticmethod
-    def _neighbour_query(project: Project):
-        """``(item_id, k, metric) -> DataFrame``; its index is built on first use, on the panel's thread."""
-        cache = {}
-
-        def query(item_id: int, k: int, metric: str):
-            if "neighbours" not in cache:
-                from oddscope.core.retrieval import Neighbours  # loads torch: off the GUI thread
-
-                cache["neighbours"] = Neighbours(project)
-            return cache["neighbours"].of_item(item_id, k, metric)
-
-        return query
 
     def _fill_combos(self) -> None:
         for combo in (self.colour_combo, self.ranking_combo):
@@ -616,7 +647,8 @@ class MainWindow(QtWidgets.QMainWindow):
             text = ("Read-only: another Oddscope is writing this project, so labelling is switched off here. "
                     "Close it there and reopen this project to label.")
         elif self.model.is_open and not self.model.can_label:
-            text = "The project is being analysed in the background: labelling resumes when it finishes."
+            text = ("A background task is writing the project (see the status bar): "
+                    "labelling resumes when it finishes.")
         self.banner.setText(text)
         self.banner.setVisible(bool(text))
 
@@ -675,9 +707,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_learned(self, method: str, scores, relevance, seconds: float) -> None:
         if self.model.table is None or self.ranking_combo.currentText() != method:
             return  # the user moved on to another ranking meanwhile
-        self.model.project.save_array(f"rank_{method}", scores)
-        if relevance is not None:
-            self.model.project.save_array(f"relevance_{method}", relevance)
+        if self.model.can_label:  # not while the writer lock is lent to a background task
+            self.model.project.save_array(f"rank_{method}", scores)
+            if relevance is not None:
+                self.model.project.save_array(f"relevance_{method}", relevance)
         self.model.apply_ranking(method, scores, relevance)
         labelled = int(self.model.table["label_score"].notna().sum())
         self.statusBar().showMessage(f"Re-ranked with {method} on {labelled} label(s) in {seconds * 1000:.0f} ms", 5000)
@@ -773,7 +806,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _run(self, kind: str, title: str, fn, on_finished, *args, **kwargs):
         task = self.tasks.run(kind, title, fn, *args, on_finished=on_finished,
-                              on_failed=lambda m, d: dialogs.show_error(self, f"{title} failed", m, d),
+                              on_failed=lambda m, d: self.show_error(f"{title} failed", m, d),
                               on_cancelled=lambda: self.statusBar().showMessage(f"{title}: cancelled", 5000),
                               **kwargs)
         if task is None:
@@ -787,7 +820,6 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         root = self.model.project.root
         self.model.suspend_writing()
-        self.neighbours.set_query_function(self._neighbour_query(self.model.project))
         task = self._run("analyse", title, functools.partial(update_project, root, images, values, reindex),
                          None, in_process=True, on_done=self._analysis_ended)
         if task is None:
@@ -797,12 +829,12 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._closed or not self.model.is_open:
             return
         self.model.resume_writing()
-        self.neighbours.set_query_function(self._neighbour_query(self.model.project))  # features may differ
         if outcome == "finished":
-            self._run("load", "Reading the new analysis", load_table, self._analysis_loaded, self.model.project)
+            self.neighbours.set_query_function(_neighbour_query(self.model.project.root))  # new features
+            self._run("load", "Reading the new analysis", read_table, self._analysis_loaded, self.model.project.root)
 
-    def _analysis_loaded(self, loaded) -> None:
-        self.model.set_table(loaded.table)
+    def _analysis_loaded(self, table) -> None:
+        self.model.set_table(table)
         self._fill_combos()
         self.statusBar().showMessage("Analysis updated", 5000)
 
@@ -857,14 +889,15 @@ class MainWindow(QtWidgets.QMainWindow):
             self.import_labels(path)
 
     def import_labels(self, path):
-        from oddscope.core.labels_io import import_labels
-
-        project = self.model.project
-        self.model.pause_labelling(True)  # the import writes through the same connection
-        task = self._run("import", "Importing labels", lambda progress=None: import_labels(project, path),
-                         self._import_done, on_done=lambda _outcome: self.model.pause_labelling(False))
+        """Import in the background; the model lends its writer lock to the import meanwhile."""
+        if self._busy_with_project("import labels"):
+            return None
+        root = self.model.project.root
+        self.model.suspend_writing()
+        task = self._run("import", "Importing labels", functools.partial(import_labels_into, root, path),
+                         self._import_done, on_done=lambda _outcome: self.model.resume_writing())
         if task is None:
-            self.model.pause_labelling(False)
+            self.model.resume_writing()
         return task
 
     def _import_done(self, report) -> None:

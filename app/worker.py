@@ -23,10 +23,12 @@ import time
 import traceback
 
 from PySide6 import QtWidgets
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from oddscope.core.progress import Cancelled, Progress
 
+RELEASE_AFTER_MS = 5_000
+_LIVE: set = set()  # started tasks, until RELEASE_AFTER_MS after they ended (see Task._release_later)
 PROGRESS_INTERVAL_S = 0.05  # at most ~20 progress signals a second reach the GUI
 CHILD_NICENESS = 10
 KILL_AFTER_CANCEL_S = 30.0  # a child process that ignores Cancel this long is terminated
@@ -50,12 +52,8 @@ class Task(QObject):
     done = Signal(str)
 
     def __init__(self, kind: str, title: str, fn, *args, pool: QThreadPool | None = None,
-                 in_process: bool = False, parent: QObject | None = None, **kwargs):
-        # With a parent, Qt owns the task and it is deleted on its own (GUI) thread once done.  Without
-        # one, keep a reference until it is done: if the last reference went away on the pool thread,
-        # the QObject would be destroyed there while its queued signals are still on their way.
-        super().__init__(parent)
-        self._owned_by_qt = parent is not None
+                 in_process: bool = False, **kwargs):
+        super().__init__()
         self.in_process = in_process
         self.kind = kind
         self.title = title
@@ -68,9 +66,22 @@ class Task(QObject):
         self.outcome: str | None = None  # "finished", "failed" or "cancelled" once done
 
     def start(self) -> "Task":
+        """Run on the pool.  Call on the GUI thread."""
         self.running = True
+        _LIVE.add(self)
+        self.done.connect(self._release_later)
         self._pool.start(_Runnable(self))
         return self
+
+    def _release_later(self, _outcome: str) -> None:
+        """GUI thread: drop the registry's reference a while after the task ended.
+
+        Whoever drops the last reference destroys the QObject.  That must be the
+        GUI thread, which owns it, and only once the pool thread has let go (it
+        does so right after emitting ``done``): were it the pool thread, the
+        object would die there while its queued signals are still on their way.
+        """
+        QTimer.singleShot(RELEASE_AFTER_MS, lambda: _LIVE.discard(self))
 
     def cancel(self) -> None:
         """Ask the work to stop at its next progress check (cooperative)."""
@@ -108,8 +119,6 @@ class Task(QObject):
             else:
                 self.finished.emit(result)
         self.done.emit(self.outcome)
-        if self._owned_by_qt:
-            self.deleteLater()  # posted after the signals above: deleted on the GUI thread, after the slots
 
     def _run_in_process(self):
         """Start the child, relay its messages as if the work ran here; returns its result."""
@@ -192,7 +201,8 @@ class _Runnable(QRunnable):
         self._task = task  # keeps the Task alive until it has reported
 
     def run(self) -> None:
-        self._task._run()
+        task, self._task = self._task, None
+        task._run()  # the registry keeps it alive: dropping this reference here never destroys it
 
 
 class TaskManager(QObject):
@@ -219,7 +229,7 @@ class TaskManager(QObject):
         """
         if kind in self._running:
             return None
-        task = Task(kind, title, fn, *args, pool=self.pool, in_process=in_process, parent=self, **kwargs)
+        task = Task(kind, title, fn, *args, pool=self.pool, in_process=in_process, **kwargs)
         for signal, slot in ((task.finished, on_finished), (task.failed, on_failed),
                              (task.cancelled, on_cancelled)):
             if slot is not None:

@@ -57,17 +57,20 @@ def main() -> int:
 
         timer = QTimer(interval=args.tick_ms)
         timer.timeout.connect(tick)
+        outcome, loop = {}, QEventLoop()
+
+        def watch(task) -> None:  # connected as the task starts, so no report is missed
+            if task.kind == "index":
+                task.finished.connect(lambda summary: outcome.update(summary=summary))
+                task.failed.connect(lambda message, details: outcome.update(error=details))
+                task.done.connect(loop.quit)
+
+        window.tasks.started.connect(watch)
         started = time.perf_counter()
         window.index_folder(demo.images_dir, tmp / "project")
-        task = window.tasks.running("index")
-        if task is None:
+        if window.tasks.running("index") is None:
             print("indexing did not start", file=sys.stderr)
             return 1
-        outcome = {}
-        task.finished.connect(lambda summary: outcome.update(summary=summary))
-        task.failed.connect(lambda message, details: outcome.update(error=details))
-        loop = QEventLoop()
-        task.done.connect(loop.quit)
         timer.start()
         loop.exec()
         ended = time.perf_counter()

@@ -1,7 +1,6 @@
 """The active-learning loop in the window: choosing a method and labelling re-rank in the background."""
 import pytest
 
-pytestmark = pytest.mark.skip(reason="GUI worker threads can crash the interpreter (SQLite connection / Qt Task lifetime across threads): open bug, see the closing note")
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest

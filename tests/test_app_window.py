@@ -1,7 +1,6 @@
 """The main window on the indexed demo project, driven by real keys, clicks and drags (offscreen)."""
 import pytest
 
-pytestmark = pytest.mark.skip(reason="GUI worker threads can crash the interpreter (SQLite connection / Qt Task lifetime across threads): open bug, see the closing note")
 import gc
 import sys
 

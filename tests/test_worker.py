@@ -1,7 +1,6 @@
 """Background tasks: results, failures, cancel, and a GUI thread that stays responsive."""
 import pytest
 
-pytestmark = pytest.mark.skip(reason="GUI worker threads can crash the interpreter (SQLite connection / Qt Task lifetime across threads): open bug, see the closing note")
 import os
 import time
 
