@@ -8,7 +8,9 @@ killed therefore resumes with the first unfinished batch, and a second run on
 the same folder computes only the new images.
 
 Decoding and resizing run in DataLoader worker processes; the main process
-only normalises and runs the (traced, batch-norm-folded) network.
+only normalises and runs the (traced, batch-norm-folded) network.  torch is
+imported only to extract: reading features (neighbours, active learning, the
+app) must not pay its import, which holds the GIL for a good half second.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
 
 from .images import DEFAULT_MAX_PIXELS, ImageReadError, _reason, load_rgb8
 from .progress import as_progress
@@ -103,8 +103,11 @@ def _data_offset(fh) -> int:
     return fh.tell()
 
 
-class _DecodeDataset(Dataset):
-    """Decodes and resizes one image; a failure becomes a reason, never an exception."""
+class _DecodeDataset:
+    """Decodes and resizes one image; a failure becomes a reason, never an exception.
+
+    A map-style dataset for torch's DataLoader (any ``__getitem__``/``__len__`` will do).
+    """
 
     def __init__(self, ids, paths, preprocess, size: int, max_pixels: int):
         self.ids, self.paths = list(ids), list(paths)
@@ -133,6 +136,8 @@ def _collate(batch):
 
 
 def _worker_init(_):
+    import torch
+
     torch.set_num_threads(1)  # workers only decode; the network gets the cores
 
 
@@ -157,6 +162,8 @@ class ExtractionReport:
 def extract_features(project: Project, encoder, batch_size: int = 32, num_workers: int | None = None,
                      dtype=np.float32, max_pixels: int = DEFAULT_MAX_PIXELS, progress=None) -> ExtractionReport:
     """Compute features for every item of ``project`` that has none yet for ``encoder``."""
+    from torch.utils.data import DataLoader
+
     progress = as_progress(progress)
     key = encoder_key(encoder)
     items = project.items(with_meta=False)
@@ -167,7 +174,7 @@ def extract_features(project: Project, encoder, batch_size: int = 32, num_worker
     store.open(max(project.n_items, 1))  # room for every item's row
     if not len(todo):
         return report
-    paths = [str(project.resolve(p)) for p in todo["path"]]
+    paths = project.resolve_all(todo["path"])
     dataset = _DecodeDataset(todo.index, paths, encoder.preprocessor(), encoder.input_size, max_pixels)
     workers = default_workers() if num_workers is None else num_workers
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import hnswlib
 import numpy as np
-import torch
 
 from oddscope.core.progress import as_progress
 
@@ -112,6 +111,8 @@ def _selection_keys(X, Q, metric, x_sq):
     Only used to *select* neighbours, so constant per-query terms are dropped:
     cosine ranks by -<q, x> of normalised rows, l2 by |x|² - 2<q, x>.
     """
+    import torch
+
     if metric == "l1":
         return torch.cdist(Q, X, p=1.0)
     if metric == "cosine":
@@ -138,6 +139,8 @@ def brute_force_knn(X, Q, k, metric="cosine", exclude_self=False, chunk=None):
     k = _available_k(k, len(X), exclude_self)
     if chunk is None:  # bound both the key block and the float64 refinement
         chunk = max(1, _BRUTE_FORCE_BYTES // max(8 * len(X), 16 * k * X.shape[1]))
+    import torch  # here, not at the top: an hnswlib-only caller (the app) never pays its import
+
     Xt, Qt = torch.from_numpy(X), torch.from_numpy(Q)
     if metric == "cosine":
         Xt, Qt = _normalise_rows(Xt), _normalise_rows(Qt)
