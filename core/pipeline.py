@@ -169,6 +169,6 @@ def write_skipped_report(project: Project) -> pd.DataFrame:
     Returns the table it wrote (columns ``path``, ``reason``).
     """
     skipped = project.skipped()
-    skipped["path"] = [str(project.resolve(p)) for p in skipped["path"]]
+    skipped["path"] = project.resolve_all(skipped["path"])
     skipped.to_csv(project.root / "skipped.csv", index=False)
     return skipped

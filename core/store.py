@@ -255,6 +255,12 @@ class Project:
         p = Path(stored)
         return p if p.is_absolute() else Path(os.path.normpath(self.root / p))
 
+    def resolve_all(self, stored) -> list[str]:
+        """:meth:`resolve` for many paths, as strings: plain string operations, some
+        fifty times faster than pathlib, which matters at a million items."""
+        root = str(self.root)
+        return [s if os.path.isabs(s) else os.path.normpath(os.path.join(root, s)) for s in stored]
+
     def add_items(self, paths, role: str = "test", metas=None) -> int:
         """Register image files; already known paths are kept (their metadata updated). Returns how many are new."""
         metas = metas if metas is not None else [None] * len(paths)

@@ -49,7 +49,7 @@ def project_table(project: Project, roles=("test",), absolute_paths: bool = True
     items = project.items()
     df = pd.DataFrame(index=items.index)
     df.index.name = "item_id"
-    df["path"] = [str(project.resolve(p)) if absolute_paths else p for p in items["path"]]
+    df["path"] = project.resolve_all(items["path"]) if absolute_paths else list(items["path"])
     df["status"] = items["status"]
     df["reason"] = items["reason"]
     df["role"] = items["role"]

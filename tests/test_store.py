@@ -31,6 +31,13 @@ def test_items_are_dense_rows_with_relative_paths_and_metadata(project):
     assert project.item_id(project.root.parent / "images" / "1.png") == 1
 
 
+def test_resolve_all_matches_resolve_for_relative_and_absolute_paths(project, tmp_path):
+    elsewhere = (tmp_path.parent / "elsewhere.png").resolve()
+    stored = list(project.items()["path"]) + [elsewhere.as_posix()]
+    assert project.resolve_all(stored) == [str(project.resolve(s)) for s in stored]
+    assert project.resolve_all(stored)[-1] == str(elsewhere)
+
+
 def test_adding_the_same_files_again_adds_nothing(project):
     assert project.add_items([project.root.parent / "images" / "0.png"]) == 0
     assert project.n_items == 4
