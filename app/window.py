@@ -50,12 +50,18 @@ def _options(values: dict):
     return IndexOptions(encoder=values["encoder"], weights=values["weights"] or None, k=int(values["k"]), **chosen)
 
 
-def index_new_project(project_dir, images, values: dict, progress=None):
-    """Child process: create the project and index ``images`` into it."""
+def index_new_project(project_dir, images, values: dict, progress=None) -> dict:
+    """Child process: create the project and index ``images`` into it.
+
+    Returns the summary as a plain dict: unpickling a pipeline object would make
+    the window's process import torch, and that import holds the GIL for whole
+    tenths of a second (a frozen window).
+    """
     from oddscope.core.pipeline import index_images
 
     with Project.create(project_dir) as project:
-        return index_images(project, images, options=_options(values), progress=progress)
+        summary = index_images(project, images, options=_options(values), progress=progress)
+    return {"n_items": summary.n_items, "skipped": list(summary.skipped), "seconds": dict(summary.seconds)}
 
 
 def read_table(root, progress=None):
@@ -169,6 +175,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._colour_column = "anomaly_score"
         self._shown_xy: np.ndarray | None = None
         self._closed = False
+        self._first_item_pending = False
         self.headless = False  # scripted runs: errors are collected in .errors, never shown in a modal dialog
         self.errors: list[str] = []
 
@@ -474,11 +481,19 @@ class MainWindow(QtWidgets.QMainWindow):
         self._apply_metric(dialogs.analysis_settings()["metric"])
         self.neighbours.set_query_function(_neighbour_query(project.root))
         self._on_table_changed()
-        first = self.ranking.next_item()
-        self.model.set_current(first)
-        self.ranking.grid.setFocus()
         self._update_title()
         self._update_enabled()
+        # the first item is shown in the next event-loop turn: the grid and map paint in between,
+        # so no single step holds the GUI thread for long
+        self._first_item_pending = True
+        QtCore.QTimer.singleShot(0, self._show_first_item)
+
+    def _show_first_item(self) -> None:
+        self._first_item_pending = False
+        if self.model.table is None or self.model.current is not None:
+            return  # closed meanwhile, or the user already picked an item
+        self.model.set_current(self.ranking.next_item())
+        self.ranking.grid.setFocus()
 
     def _make_thumbnails(self, project: Project) -> None:
         folder = project.root / "thumbnails"
@@ -505,7 +520,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def is_ready(self) -> bool:
         """Loaded, idle, the current image and the first thumbnails drawn (for scripted screenshots)."""
-        if self.model.table is None or self._loading or self.tasks.running("load"):
+        if self.model.table is None or self._loading or self._first_item_pending or self.tasks.running("load"):
             return False
         if self.model.current is not None and self.viewer.image() is None:
             return False
@@ -797,8 +812,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return
 
         def done(summary) -> None:
-            skipped = f"; {len(summary.skipped)} skipped (see skipped.csv)" if summary.skipped else ""
-            self.statusBar().showMessage(f"Indexed {summary.n_items:,} images{skipped}", 8000)
+            skipped = f"; {len(summary['skipped'])} skipped (see skipped.csv)" if summary["skipped"] else ""
+            self.statusBar().showMessage(f"Indexed {summary['n_items']:,} images{skipped}", 8000)
             self.open_project(project_dir)
 
         self._run("index", f"Indexing {Path(images).name}",

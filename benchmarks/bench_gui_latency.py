@@ -2,8 +2,9 @@
 
 A 10 ms QTimer runs on the GUI thread of a real MainWindow while "Open images
 folder" indexes a generated demo folder (decode, encoder, detectors, UMAP,
-clusters: the real ``index_images`` in a worker).  Each tick records how late
-it fired; a frozen GUI shows up as a large gap.  Target: p99 < 100 ms.
+clusters: the real ``index_images``, in the worker's child process), and on
+until the window shows the new project.  Each tick records how late it fired;
+a frozen GUI shows up as a large gap.  Target: no tick later than 100 ms.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui_latency.py --n-images 200
 """
@@ -73,6 +74,10 @@ def main() -> int:
             return 1
         timer.start()
         loop.exec()
+        indexed = time.perf_counter()
+        if "error" not in outcome:  # the window then opens the new project: keep measuring until it shows
+            while not window.is_ready() and time.perf_counter() - indexed < 120:
+                app.processEvents(QEventLoop.AllEvents, 50)
         ended = time.perf_counter()
         timer.stop()
         seconds = time.perf_counter() - started
@@ -83,14 +88,18 @@ def main() -> int:
         return 1
     late = np.maximum(np.array(lateness), 0.0)
     summary = outcome.get("summary")
-    print(f"indexed {args.n_images} images in {seconds:.1f} s "
-          f"({summary.seconds if summary else 'no summary'})")
-    print(f"event-loop latency over {len(late)} ticks of {args.tick_ms} ms: "
-          f"median {np.median(late):.1f} ms, p99 {np.percentile(late, 99):.1f} ms, max {late.max():.1f} ms")
+    print(f"indexed {args.n_images} images in {indexed - started:.1f} s, project shown after {seconds:.1f} s "
+          f"({summary['seconds'] if summary else 'no summary'})")
+    tick_times = np.array([t for _, t in stages])
+    for phase, mask in (("while indexing", tick_times <= indexed), ("while opening the result", tick_times > indexed)):
+        part = late[mask]
+        if part.size:
+            print(f"event-loop latency {phase}, {part.size} ticks of {args.tick_ms} ms: median "
+                  f"{np.median(part):.1f} ms, p99 {np.percentile(part, 99):.1f} ms, max {part.max():.1f} ms")
     worst = np.argsort(late)[::-1][:5]
     print("worst ticks: " + "; ".join(f"{late[i]:.0f} ms during '{stages[i][0]}' "
                                       f"({ended - stages[i][1]:.1f} s before the end)" for i in worst))
-    return 0 if np.percentile(late, 99) < 100 else 2
+    return 0 if late.max() < 100 else 2
 
 
 if __name__ == "__main__":

@@ -1,6 +1,4 @@
 """The active-learning loop in the window: choosing a method and labelling re-rank in the background."""
-import pytest
-
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest

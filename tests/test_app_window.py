@@ -1,6 +1,4 @@
 """The main window on the indexed demo project, driven by real keys, clicks and drags (offscreen)."""
-import pytest
-
 import gc
 import sys
 

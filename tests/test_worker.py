@@ -1,6 +1,5 @@
 """Background tasks: results, failures, cancel, and a GUI thread that stays responsive."""
-import pytest
-
+import gc
 import os
 import time
 
@@ -33,6 +32,24 @@ def test_task_reports_progress_and_result_on_the_gui_thread(qtbot):
     assert blocker.args == [200]
     assert seen[-1] == ("counting", 200, 200)  # the last report always arrives
     assert len(seen) < 50  # throttled: ~200 ms of work, not 200 signals
+
+
+def test_many_short_unreferenced_tasks_all_report_and_are_released(qtbot, monkeypatch):
+    """Nobody keeps a task: each must still report, and be destroyed on the GUI thread afterwards
+    (a task destroyed on its pool thread while its signals were in flight crashed the interpreter)."""
+    from oddscope.app import worker
+
+    monkeypatch.setattr(worker, "RELEASE_AFTER_MS", 10)
+    manager = TaskManager(max_threads=2)
+    outcomes = []
+    for i in range(60):
+        manager.run(f"count-{i}", "Counting", _slow_count, 20, on_done=outcomes.append)
+        if i % 10 == 0:
+            gc.collect()
+    qtbot.waitUntil(lambda: len(outcomes) == 60, timeout=20_000)
+    assert outcomes == ["finished"] * 60
+    qtbot.waitUntil(lambda: not worker._LIVE, timeout=5_000)  # the registry lets go of finished tasks
+    assert manager.running() == []
 
 
 def test_failure_carries_message_and_traceback(qtbot):
@@ -183,7 +200,8 @@ def test_cancel_in_the_window_stops_the_task_and_leaves_it_usable(qtbot, small_p
     window.show()
     with qtbot.waitSignal(window.model.loaded, timeout=10_000):
         window.open_project(small_project)
-    qtbot.waitUntil(lambda: not window.tasks.running(), timeout=5_000)  # the load task has ended
+    qtbot.waitUntil(lambda: not window.tasks.running() and window.model.current is not None,
+                    timeout=5_000)  # the load task has ended and the first item is shown
     first = window.model.current
 
     before = dialogs.analysis_settings()
