@@ -38,6 +38,9 @@ DEFAULT_SIZE = (1600, 980)
 DEFAULT_COLUMNS = (470, 640, 490)  # map, ranking, viewer
 DEFAULT_ROWS = (730, 210)  # top panels, neighbours
 THUMB_SIZE = 112
+# How often an active-learning ranking refits on the labels: the user's choice (Label > Re-rank), 0 = on request
+RELEARN_CHOICES = ((1, "After every label"), (5, "After every 5 labels"), (10, "After every 10 labels"),
+                   (0, "Only when I press R"))
 TOOLTIP_SIDE = 160  # map hover card: small thumbnails are scaled up to be readable
 STYLE = Path(__file__).resolve().parent.parent / "resources" / "style.qss"
 
@@ -176,6 +179,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._shown_xy: np.ndarray | None = None
         self._closed = False
         self._first_item_pending = False
+        self._relearn_every = int(dialogs.app_settings().value("relearn_every", 1))
+        self._labels_waiting = 0  # label changes not yet used by the active-learning ranking
         self.headless = False  # scripted runs: errors are collected in .errors, never shown in a modal dialog
         self.errors: list[str] = []
 
@@ -265,6 +270,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.shortcuts_action = a("Keyboard shortcuts", self.show_shortcuts, QtGui.QKeySequence("F1"),
                                   "Every keyboard shortcut (F1)")
         self.about_action = a("About Oddscope", self.show_about, None, "Version, encoder and weights in use")
+        self.relearn_action = a("Re-rank now", self.relearn_now, "R",
+                                "Refit the active-learning ranking on every label so far (R)")
+        self.relearn_choice_actions = QtGui.QActionGroup(self)
+        for every, text in RELEARN_CHOICES:
+            action = QtGui.QAction(text, self.relearn_choice_actions, checkable=True)
+            action.setData(every)
+            action.setToolTip(f"When an active-learning ranking (oddscope, neighbourscore, protege) refits: {text.lower()}")
+            action.setChecked(every == self._relearn_every)
+            action.triggered.connect(lambda _=False, n=every: self.set_relearn_every(n))
 
     def _make_toolbar(self) -> None:
         bar = self.addToolBar("Main")
@@ -329,6 +343,12 @@ class MainWindow(QtWidgets.QMainWindow):
         label_menu.addAction(self.next_action)
         label_menu.addAction(self.previous_action)
         label_menu.addAction(self.more_like_this_action)
+        label_menu.addSeparator()
+        relearn_menu = label_menu.addMenu("Re-rank")
+        relearn_menu.setToolTipsVisible(True)
+        relearn_menu.addAction(self.relearn_action)
+        relearn_menu.addSeparator()
+        relearn_menu.addActions(self.relearn_choice_actions.actions())
         view_menu = menu.addMenu("&View")
         view_menu.addAction(self.reset_layout_action)
         settings_menu = menu.addMenu("&Settings")
@@ -471,6 +491,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_loaded(self) -> None:
         self._loading = False
+        self._labels_waiting = 0
         self.learner.reset()
         project = self.model.project
         self._remember_project(project.root)
@@ -553,7 +574,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_labels_changed(self, ids) -> None:
         if self.model.ranking() in RANKERS:
-            self._relearn(self.model.ranking())
+            self._labels_waiting += 1
+            if 0 < self._relearn_every <= self._labels_waiting:
+                self._relearn(self.model.ranking())
         table = self.model.table
         ids = np.asarray(ids, np.int64)
         self.ranking.update_labels(table.loc[ids, ["label_score", "tags"]])
@@ -625,7 +648,9 @@ class MainWindow(QtWidgets.QMainWindow):
         ok = int((table["status"] == "ok").sum())
         skipped = len(table) - ok
         self.items_label.setText(f"{len(table):,} images" + (f" ({skipped:,} skipped)" if skipped else ""))
-        self.labelled_label.setText(f"{self.model.labelled_count():,} labelled")
+        waiting = (f" · {self._labels_waiting} not yet used for re-ranking (R)"
+                   if self._labels_waiting and self.model.ranking() in RANKERS else "")
+        self.labelled_label.setText(f"{self.model.labelled_count():,} labelled{waiting}")
         full = f"Encoder: {encoder_text(self.model.project)}"
         short = full.split(" (")[0]  # the weights' name; file and checksum are in the tooltip
         metrics = QtGui.QFontMetrics(self.encoder_label.font())
@@ -712,10 +737,28 @@ class MainWindow(QtWidgets.QMainWindow):
             else:
                 self.model.set_ranking(name)
 
+    def set_relearn_every(self, every: int) -> None:
+        """Refit after every ``every`` label changes (0: only on request); remembered across sessions."""
+        self._relearn_every = int(every)
+        dialogs.app_settings().setValue("relearn_every", self._relearn_every)
+        for action in self.relearn_choice_actions.actions():
+            action.setChecked(action.data() == self._relearn_every)
+        if self._labels_waiting and 0 < self._relearn_every <= self._labels_waiting:
+            self.relearn_now()
+
+    def relearn_now(self) -> None:
+        method = self.model.ranking() if self.model.table is not None else None
+        if method not in RANKERS:
+            self.statusBar().showMessage("Re-ranking learns from your labels: choose an active-learning ranking "
+                                         f"({', '.join(r for r in RANKERS if r != 'plain')}) first", 6000)
+            return
+        self._relearn(method)
+
     def _relearn(self, method: str) -> None:
         """Refit the active-learning ranking on the labels so far, in the background."""
         if self.model.project is None or not self.model.can_label:
             return
+        self._labels_waiting = 0
         self.statusBar().showMessage(f"Re-ranking with {method}…")
         self.learner.request(self.model.project.root, method, self.model.project.labels())
 

@@ -28,3 +28,23 @@ def test_labels_re_rank_in_the_background_and_keep_the_place(qtbot, demo_project
     with Project.open(demo_project) as project:
         assert project.get_setting("ranking") == "oddscope"
         assert project.load_array("rank_oddscope") is not None
+
+
+def test_re_rank_after_a_batch_of_labels_or_on_request(qtbot, demo_project):
+    from oddscope.app import dialogs
+
+    window = _open(qtbot, demo_project)
+    with qtbot.waitSignal(window.learner.updated, timeout=60_000):
+        window.ranking_combo.setCurrentText("oddscope")
+    every_5 = next(a for a in window.relearn_choice_actions.actions() if a.data() == 5)
+    every_5.trigger()  # Label > Re-rank > After every 5 labels
+    assert every_5.isChecked() and int(dialogs.app_settings().value("relearn_every")) == 5
+    with qtbot.assertNotEmitted(window.learner.updated, wait=500):
+        QTest.keyClick(window.ranking.grid, Qt.Key_0)
+        QTest.keyClick(window.ranking.grid, Qt.Key_5)
+    assert "2 not yet used for re-ranking" in window.labelled_label.text()
+    with qtbot.waitSignal(window.learner.updated, timeout=30_000):
+        QTest.keyClick(window.ranking.grid, Qt.Key_R)  # re-rank now
+    qtbot.waitUntil(lambda: "not yet used" not in window.labelled_label.text(), timeout=5_000)
+    assert window.labelled_label.text().startswith("2 labelled")
+    window.close()
