@@ -23,6 +23,7 @@ touched off the GUI thread.
 
 from __future__ import annotations
 
+import functools
 import html
 import threading
 import time
@@ -85,6 +86,20 @@ def points_in_polygon(x: np.ndarray, y: np.ndarray, polygon: np.ndarray) -> np.n
     inside[order] = flip
     return inside
 
+
+
+def _trimmed_colormap(full_map: pg.ColorMap) -> tuple[np.ndarray, pg.ColorMap]:
+    """256-entry RGBA table of ``full_map`` without its darkest CMAP_START part, and it as a ColorMap."""
+    lut = full_map.getLookupTable(CMAP_START, 1.0, 256, alpha=True).astype(np.uint8)
+    return lut, pg.ColorMap(np.linspace(0.0, 1.0, 256), lut)
+
+
+@functools.lru_cache(maxsize=16)
+def _named_colormap(name: str) -> tuple[np.ndarray, pg.ColorMap]:
+    """:func:`_trimmed_colormap` of a named map, made once (10 ms each time otherwise: every re-rank recolours)."""
+    lut, colormap = _trimmed_colormap(pg.colormap.get(name))
+    lut.flags.writeable = False  # shared by every call
+    return lut, colormap
 
 class PointsItem(pg.GraphicsObject):
     """Markers of a fixed pixel size, drawn from a sprite atlas with one ``drawPixmapFragments`` call.
@@ -422,9 +437,7 @@ class MapView(QtWidgets.QWidget):
             vmax = float(finite.max()) if finite.size else 1.0
         lo = float(vmin)
         hi = float(vmax) if vmax > vmin else lo + 1.0
-        full_map = pg.colormap.get(cmap) if isinstance(cmap, str) else cmap
-        lut = full_map.getLookupTable(CMAP_START, 1.0, 256, alpha=True).astype(np.uint8)
-        colormap = pg.ColorMap(np.linspace(0.0, 1.0, 256), lut)
+        lut, colormap = _named_colormap(cmap) if isinstance(cmap, str) else _trimmed_colormap(cmap)
         scaled = np.clip((values - lo) / (hi - lo), 0.0, 1.0)  # float64: what bincount weighs in
         scaled[nan] = 0.0
         self._values01 = scaled

@@ -104,13 +104,17 @@ class ProjectModel(QObject):
         self.table_changed.emit()
 
     def _index_map(self) -> None:
+        """Map points are the items with a map position, in id order; O(n) (no sort: ids are row numbers)."""
         t = self.table
         on_map = np.isfinite(t["umap_x"].to_numpy()) & np.isfinite(t["umap_y"].to_numpy())
-        ids = t.index.to_numpy()[on_map]
-        order = np.argsort(ids, kind="stable")
-        self.map_ids = ids[order]
-        self._map_rows = np.flatnonzero(on_map)[order]
-        size = int(t.index.max()) + 1 if len(t) else 0
+        ids = t.index.to_numpy()
+        size = int(ids.max()) + 1 if len(t) else 0
+        row_of = np.full(size, -1, np.int64)
+        row_of[ids] = np.arange(len(ids))
+        shown = np.zeros(size, bool)
+        shown[ids[on_map]] = True
+        self.map_ids = np.flatnonzero(shown)
+        self._map_rows = row_of[self.map_ids]
         self._map_pos = np.full(size, -1, np.int64)
         self._map_pos[self.map_ids] = np.arange(len(self.map_ids))
 
@@ -274,12 +278,17 @@ class ProjectModel(QObject):
         padded[: len(scores)] = scores[: len(padded)]
         ranks = rank_of(padded)
         ids = self.table.index.to_numpy()
+        key = ranks[ids]
         self.table["anomaly_score"] = padded[ids]
-        self.table["rank"] = ranks[ids]
+        self.table["rank"] = key
         if relevance is not None:
             self.table["predicted_relevance"] = np.asarray(relevance, np.float64)[ids]
-        self.table = self.table.sort_values(["rank"], key=lambda r: r.replace(0, np.iinfo(np.int64).max),
-                                            kind="stable")
+        # rows by rank, unranked (0) last in their present order: ranks are distinct, so a scatter sorts them
+        slot = np.full(len(padded) + 1, -1, np.int64)
+        ranked = np.flatnonzero(key > 0)
+        slot[key[ranked]] = ranked
+        order = np.concatenate([slot[slot >= 0], np.flatnonzero(key == 0)])
+        self.table = self.table.iloc[order]
         self._index_map()
         self.table_changed.emit()
 

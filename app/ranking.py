@@ -96,7 +96,8 @@ class RankingTable:
                 self._set_tags(pos, text)
         self._pos_of = np.full(int(self.ids.max()) + 1 if n else 0, -1, np.int64)
         self._pos_of[self.ids] = np.arange(n)
-        self._text = TextSearch(_search_columns(df), n)
+        self._text_columns = _search_columns(df)
+        self._text: TextSearch | None = None  # built on the first text query: a re-sort then costs nothing
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -130,6 +131,8 @@ class RankingTable:
         masks = []
         text = f.text.strip()
         if text:
+            if self._text is None:
+                self._text = TextSearch(self._text_columns, n)
             masks.append(self._text.search(text))
         if f.tag is not None:
             tagged = np.zeros(n, bool)

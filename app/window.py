@@ -179,6 +179,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._shown_xy: np.ndarray | None = None
         self._closed = False
         self._first_item_pending = False
+        self._shown_colours = None  # ((column, kind, names, label), values) the map shows
         self._relearn_every = int(dialogs.app_settings().value("relearn_every", 1))
         self._labels_waiting = 0  # label changes not yet used by the active-learning ranking
         self.headless = False  # scripted runs: errors are collected in .errors, never shown in a modal dialog
@@ -476,7 +477,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.thumbs.close()
         self.model.close()
         self.viewer.clear()
-        self._shown_xy = None
+        self._shown_xy = self._shown_colours = None
         self.map_view.set_points(np.empty((0, 2), np.float32))
 
     def _busy_with_project(self, what: str) -> bool:
@@ -497,7 +498,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._remember_project(project.root)
         self._make_thumbnails(project)
         self._fill_combos()
-        self._shown_xy = None
+        self._shown_xy = self._shown_colours = None
         self.neighbours.set_paths(self.model.table["path"])
         self._apply_metric(dialogs.analysis_settings()["metric"])
         self.neighbours.set_query_function(_neighbour_query(project.root))
@@ -562,6 +563,7 @@ class MainWindow(QtWidgets.QMainWindow):
         xy = self.model.map_xy()
         if self._shown_xy is None or not np.array_equal(xy, self._shown_xy):  # a new map, not a re-sort
             self._shown_xy = xy
+            self._shown_colours = None
             self.map_view.set_points(xy)
             if self.model.selection is not None:
                 self.map_view.set_selection(self.model.map_positions(self.model.selection))
@@ -703,6 +705,11 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         values, kind, names = self.model.color_values(column)
         label = self.colour_combo.currentText()
+        shown = (column, kind, list(names) if names is not None else None, label)
+        if self._shown_colours is not None and self._shown_colours[0] == shown and np.array_equal(
+                self._shown_colours[1], values, equal_nan=kind != "categorical"):
+            return  # e.g. a re-rank that left this column as it was: the map is right already
+        self._shown_colours = (shown, np.array(values, copy=True))
         if kind == "categorical":
             self.map_view.set_categories(values, names, label)
         elif column == "label_score":
