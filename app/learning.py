@@ -21,6 +21,16 @@ from oddscope.core.active_project import ActiveSession
 from oddscope.core.store import Project
 
 
+def prepare_session(root, method: str, progress=None) -> ActiveSession:
+    """Task function: read the features and prepare ``method`` (seconds at 10^5 items: PCA, kNN graph).
+
+    The window runs it as a task (progress bar, Cancel) and hands the result to
+    :meth:`ActiveLearner.set_session`; it reads through a connection of its own.
+    """
+    with Project.open(root) as project:
+        return ActiveSession(project, method, progress=progress)
+
+
 class ActiveLearner(QObject):
     """Refits one active-learning method on the project's labels, off the main thread."""
 
@@ -42,6 +52,15 @@ class ActiveLearner(QObject):
                 return
             self._running = True
         threading.Thread(target=self._work, name="oddscope-active-learning", daemon=True).start()
+
+    def has_session(self, method: str) -> bool:
+        with self._lock:
+            return self._session is not None and self._session.method == method
+
+    def set_session(self, session: ActiveSession) -> None:
+        """Use this prepared session (from :func:`prepare_session`) for the next refits."""
+        with self._lock:
+            self._session = session
 
     def reset(self) -> None:
         """Forget the prepared session (another project, or the features changed)."""

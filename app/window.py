@@ -23,7 +23,7 @@ from oddscope.core.active import RANKERS
 from oddscope.core.store import Project, ProjectError, ProjectLocked
 
 from . import dialogs
-from .learning import ActiveLearner
+from .learning import ActiveLearner, prepare_session
 from .mapview import MapView
 from .model import ProjectModel, encoder_text, load_table
 from .neighbours import METRICS as NEIGHBOUR_METRICS
@@ -762,12 +762,35 @@ class MainWindow(QtWidgets.QMainWindow):
         self._relearn(method)
 
     def _relearn(self, method: str) -> None:
-        """Refit the active-learning ranking on the labels so far, in the background."""
+        """Refit the active-learning ranking on the labels so far, in the background.
+
+        The first time in a session the method is prepared as a task (progress bar, Cancel): at 10^5
+        items that takes seconds; every refit after it takes milliseconds.
+        """
         if self.model.project is None or not self.model.can_label:
             return
+        if not self.learner.has_session(method):
+            root = self.model.project.root
+            self._run("prepare", f"Preparing the {method} ranking", functools.partial(prepare_session, root, method),
+                      lambda session: self._prepared(root, method, session),
+                      on_done=self._preparation_ended)
+            return  # an already running preparation re-ranks when it ends
         self._labels_waiting = 0
         self.statusBar().showMessage(f"Re-ranking with {method}…")
         self.learner.request(self.model.project.root, method, self.model.project.labels())
+
+    def _prepared(self, root, method: str, session) -> None:
+        if self.model.table is None or self.model.project.root != root or self.ranking_combo.currentText() != method:
+            return  # closed, another project, or the user chose another ranking meanwhile
+        self.learner.set_session(session)
+        self._relearn(method)
+
+    def _preparation_ended(self, outcome: str) -> None:
+        """A preparation failed or was cancelled: the combo goes back to the ranking in use."""
+        if outcome != "finished" and self.model.table is not None:
+            self.ranking_combo.blockSignals(True)
+            self.ranking_combo.setCurrentText(self.model.ranking())
+            self.ranking_combo.blockSignals(False)
 
     def _on_learned(self, method: str, scores, relevance, seconds: float) -> None:
         if self.model.table is None or self.ranking_combo.currentText() != method:
@@ -899,6 +922,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._run("load", "Reading the new analysis", read_table, self._analysis_loaded, self.model.project.root)
 
     def _analysis_loaded(self, table) -> None:
+        self.learner.reset()  # prepared on the old features
         self.model.set_table(table)
         self._fill_combos()
         self.statusBar().showMessage("Analysis updated", 5000)

@@ -96,18 +96,6 @@ def main() -> int:
             return 1
         print(f"opened in {time.perf_counter() - started:.1f} s")
 
-        arrivals = []  # when the learner emits its result, on its own thread (hence the direct connection)
-        window.learner.updated.connect(lambda *_: arrivals.append(time.perf_counter()), Qt.DirectConnection)
-        started = time.perf_counter()
-        window.ranking_combo.setCurrentText("oddscope")
-        if not wait(lambda: arrivals, 300):
-            print("the learner never answered", file=sys.stderr)
-            return 1
-        wait(lambda: False, 0.5)
-        print(f"'oddscope' ranking prepared and first fitted in {time.perf_counter() - started:.1f} s")
-
-        applied = []
-        window.model.table_changed.connect(lambda: applied.append(time.perf_counter()))
         last, stalls = [time.perf_counter()], []
         timer = QTimer(interval=10)
 
@@ -118,6 +106,20 @@ def main() -> int:
 
         timer.timeout.connect(tick)
         timer.start()
+        arrivals = []  # when the learner emits its result, on its own thread (hence the direct connection)
+        window.learner.updated.connect(lambda *_: arrivals.append(time.perf_counter()), Qt.DirectConnection)
+        started = time.perf_counter()
+        window.ranking_combo.setCurrentText("oddscope")
+        if not wait(lambda: arrivals, 300):
+            print("the learner never answered", file=sys.stderr)
+            return 1
+        wait(lambda: False, 0.5)
+        print(f"'oddscope' ranking prepared and first fitted in {time.perf_counter() - started:.1f} s, "
+              f"longest event-loop stall meanwhile {max(stalls, default=0):.0f} ms")
+        stalls.clear()
+
+        applied = []
+        window.model.table_changed.connect(lambda: applied.append(time.perf_counter()))
         rows = []
         rng = np.random.default_rng(1)
         for _ in range(args.keys):

@@ -300,13 +300,17 @@ class ProtegeRanker(Ranker):
         return gain * ndtr(z) + std * norm.pdf(z)
 
 
-def _knn_graph(Z, k, exact_limit, random_state, num_threads):
+_GRAPH_CHUNK = 16_384  # items added or queried per hnswlib call: progress and Cancel between calls
+
+
+def _knn_graph(Z, k, exact_limit, random_state, num_threads, progress=None):
     """(neighbours, Euclidean distances), each (N, k), self excluded.
 
     Exact chunked brute force up to ``exact_limit`` rows (deterministic);
     above it an hnswlib graph, O(N log N) to build, whose multi-threaded
     construction can differ slightly between runs.
     """
+    progress = as_progress(progress)
     n = Z.shape[0]
     if n <= exact_limit:
         sq = (Z**2).sum(1)
@@ -321,13 +325,22 @@ def _knn_graph(Z, k, exact_limit, random_state, num_threads):
             sort = np.argsort(pd2, axis=1, kind="stable")
             nbrs[rows] = np.take_along_axis(part, sort, axis=1)
             dist[rows] = np.sqrt(np.maximum(np.take_along_axis(pd2, sort, axis=1), 0.0))
+            progress.update("active: graph", rows[-1] + 1, n)
         return nbrs, dist
     index = hnswlib.Index(space="l2", dim=Z.shape[1])
     # a smoothing graph tolerates a few missed neighbours: favour build speed
     index.init_index(max_elements=n, ef_construction=64, M=12, random_seed=int(random_state or 0))
-    index.add_items(Z, np.arange(n), num_threads=num_threads)
+    for start in range(0, n, _GRAPH_CHUNK):
+        stop = min(start + _GRAPH_CHUNK, n)
+        index.add_items(Z[start:stop], np.arange(start, stop), num_threads=num_threads)
+        progress.update("active: graph", stop, 2 * n)
     index.set_ef(max(2 * (k + 1), 40))
-    labels, d2 = index.knn_query(Z, k=k + 1, num_threads=num_threads)
+    labels = np.empty((n, k + 1), np.uint64)
+    d2 = np.empty((n, k + 1), np.float32)
+    for start in range(0, n, _GRAPH_CHUNK):
+        stop = min(start + _GRAPH_CHUNK, n)
+        labels[start:stop], d2[start:stop] = index.knn_query(Z[start:stop], k=k + 1, num_threads=num_threads)
+        progress.update("active: graph", n + stop, 2 * n)
     labels = labels.astype(np.int64)
     is_self = labels == np.arange(n)[:, None]
     # drop self where found, else the farthest returned neighbour
@@ -411,15 +424,15 @@ class OddscopeRanker(Ranker):
         n = X.shape[0]
         if n < 2:
             raise ValueError("the oddscope ranker needs at least 2 items")
-        progress.update("active: reduce", 0, 2)
+        progress.update("active: reduce", 0, 1)
         Z = _reduce(X, self.n_components, self.random_state)
         Z = Z - Z.mean(axis=0)
         if self.metric == "cosine":
             Z = Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
         Z = np.ascontiguousarray(Z, dtype=np.float32)
-        progress.update("active: graph", 1, 2)
+        progress.update("active: reduce", 1, 1)
         k = min(self.n_neighbors, n - 1)
-        nbrs, dist = _knn_graph(Z, k, self.exact_limit, self.random_state, self.num_threads)
+        nbrs, dist = _knn_graph(Z, k, self.exact_limit, self.random_state, self.num_threads, progress)
         scale = np.maximum(dist[:, -1], max(float(np.median(dist[:, -1])), 1e-12) * 1e-3)
         weight = np.exp(-(dist**2) / (scale[:, None] * scale[nbrs]))
         rows = np.repeat(np.arange(n), k)
@@ -427,7 +440,6 @@ class OddscopeRanker(Ranker):
         W = W.maximum(W.T).tocsr()
         self._weights = W
         self._inv_degree = 1.0 / np.asarray(W.sum(axis=1)).ravel()
-        progress.update("active: graph", 2, 2)
 
     def _evidence(self, idx, y):
         """Label evidence E and label sum V per item, gathered over ``hops`` graph steps.

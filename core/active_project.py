@@ -16,6 +16,7 @@ import pandas as pd
 
 from .active import RANKERS, make_ranker
 from .features import load_features
+from .progress import as_progress
 from .store import Project
 
 BASE_SETTING = "anomaly_detector"
@@ -30,7 +31,8 @@ def base_detector(project: Project) -> str:
 class ActiveSession:
     """Holds features and a prepared ranker in memory so each refit is cheap."""
 
-    def __init__(self, project: Project, method: str = "oddscope", base: str | None = None, **ranker_kw):
+    def __init__(self, project: Project, method: str = "oddscope", base: str | None = None, progress=None,
+                 **ranker_kw):
         self.method = method
         self.base = base or base_detector(project)
         self.ids = project.load_array("test_ids")
@@ -41,9 +43,11 @@ class ActiveSession:
             raise ValueError(f"no scores of detector {self.base!r} in {project.root}")
         self.n_items = project.n_items
         self.anomaly = anomaly[self.ids].astype(np.float64)
+        progress = as_progress(progress)
+        progress.update("active: reading features", 0, 1)
         self.X = load_features(project, project.get_setting("encoder")["key"], self.ids)
         self._position = pd.Series(np.arange(len(self.ids)), index=self.ids)
-        self.ranker = make_ranker(method, **ranker_kw).prepare(self.X)
+        self.ranker = make_ranker(method, **ranker_kw).prepare(self.X, progress)
 
     def refit(self, labels: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         """Refit on the store's labels; returns per-item (scores, predicted relevance or None)."""

@@ -48,3 +48,28 @@ def test_re_rank_after_a_batch_of_labels_or_on_request(qtbot, demo_project):
     qtbot.waitUntil(lambda: "not yet used" not in window.labelled_label.text(), timeout=5_000)
     assert window.labelled_label.text().startswith("2 labelled")
     window.close()
+
+
+def test_preparing_a_method_shows_progress_and_cancel_keeps_the_ranking(qtbot, demo_project, monkeypatch):
+    import time
+
+    from oddscope.app import window as window_module
+
+    def slow_prepare(root, method, progress=None):  # stands in for PCA + kNN graph at 10^5 items
+        for i in range(10_000):
+            time.sleep(0.002)
+            progress.update("active: graph", i, 10_000)
+
+    monkeypatch.setattr(window_module, "prepare_session", slow_prepare)
+    window = _open(qtbot, demo_project)
+    before = window.model.ranking()
+    window.ranking_combo.setCurrentText("protege")
+    task = window.tasks.running("prepare")
+    assert task is not None and window.task_bar.isVisible()
+    assert window.task_bar.label.text().startswith("Preparing the protege ranking")
+    qtbot.waitUntil(lambda: window.task_bar.bar.maximum() == 10_000, timeout=10_000)  # progress arrives
+    with qtbot.waitSignal(task.done, timeout=10_000):
+        qtbot.mouseClick(window.task_bar.cancel_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.ranking_combo.currentText() == before, timeout=5_000)
+    assert window.model.ranking() == before
+    window.close()
