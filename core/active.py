@@ -301,6 +301,7 @@ class ProtegeRanker(Ranker):
 
 
 _GRAPH_CHUNK = 16_384  # items added or queried per hnswlib call: progress and Cancel between calls
+_EXACT_ROWS = 1024  # rows per block of the exact graph (a block holds rows x N distances)
 
 
 def _knn_graph(Z, k, exact_limit, random_state, num_threads, progress=None):
@@ -316,8 +317,8 @@ def _knn_graph(Z, k, exact_limit, random_state, num_threads, progress=None):
         sq = (Z**2).sum(1)
         nbrs = np.empty((n, k), dtype=np.int64)
         dist = np.empty((n, k))
-        for start in range(0, n, 1024):
-            rows = np.arange(start, min(start + 1024, n))
+        for start in range(0, n, _EXACT_ROWS):
+            rows = np.arange(start, min(start + _EXACT_ROWS, n))
             d2 = sq[rows, None] + sq[None, :] - 2.0 * (Z[rows] @ Z.T)
             d2[np.arange(rows.size), rows] = np.inf
             part = np.argpartition(d2, k - 1, axis=1)[:, :k]

@@ -169,6 +169,28 @@ def test_oddscope_hnsw_graph_matches_the_exact_one(small):
     assert overlap.size >= 36
 
 
+@pytest.mark.parametrize("exact_limit", [0, 100_000], ids=["hnswlib", "exact"])
+def test_oddscope_prepare_reports_progress_and_stops_on_cancel(small, monkeypatch, exact_limit):
+    from oddscope.core import active
+    from oddscope.core.progress import Cancelled, Progress
+
+    monkeypatch.setattr(active, "_GRAPH_CHUNK", 100)  # several chunks even on small data
+    monkeypatch.setattr(active, "_EXACT_ROWS", 100)
+    X = small[0]
+    seen = []
+    make_ranker("oddscope", exact_limit=exact_limit).prepare(X, Progress(lambda *a: seen.append(a)))
+    graph = [(done, total) for stage, done, total in seen if stage == "active: graph"]
+    assert len(graph) >= 3 and graph[-1][0] == graph[-1][1]  # steps, ending complete
+
+    def cancel_midway(stage, done, total):
+        if stage == "active: graph" and done < total:
+            progress.cancel()
+
+    progress = Progress(cancel_midway)
+    with pytest.raises(Cancelled):
+        make_ranker("oddscope", exact_limit=exact_limit).prepare(X, progress)
+
+
 def test_simulate_runs_end_to_end(small):
     X, anomaly, relevance = small
     calls = []
