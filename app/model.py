@@ -9,42 +9,17 @@ at a million rows, where rebuilding the table would take seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from PySide6.QtCore import QObject, Signal
 
 from oddscope.core.active import RANKERS
 from oddscope.core.store import Project, ProjectError, ProjectLocked
-from oddscope.core.table import (CLUSTER_COLUMNS, detector_names, project_table, rank_of, ranking_name,
-                                 ranking_scores)
+from oddscope.core.table import (CLUSTER_COLUMNS, detector_names, rank_of, ranking_name, ranking_scores,
+                                 read_project_table)
 
 MAX_CATEGORIES = 60  # a text metadata column with more distinct values is not offered as a colouring
 _INTERNAL = {"path", "status", "reason", "role", "rank", "umap_x", "umap_y", "tags", "predicted_relevance"}
-
-
-@dataclass
-class LoadedProject:
-    """What :func:`load_table` hands from the worker thread to the model."""
-
-    project: Project
-    table: pd.DataFrame
-
-
-def load_table(project: Project, progress=None) -> LoadedProject:
-    """Build the table of an open project (seconds at 1M items: run it in a worker).
-
-    It reads through a read-only connection of its own: a sqlite3 connection
-    must not be used by two threads at once, and the GUI thread uses ``project``'s.
-    """
-    if progress is not None:
-        progress.update("reading the project", 0, 1)
-    with Project.open(project.root) as reader:
-        table = project_table(reader)
-    if progress is not None:
-        progress.update("reading the project", 1, 1)
-    return LoadedProject(project, table)
 
 
 def encoder_text(project: Project | None) -> str:
@@ -78,11 +53,12 @@ class ProjectModel(QObject):
     # ------------------------------------------------------------------ opening
     def open(self, root, writable: bool = True) -> None:
         """Open and load synchronously (scripts, tests); the window loads in a worker instead."""
-        self.set_loaded(load_table(Project.open(root, writable=writable)))
+        self.set_loaded(Project.open(root, writable=writable), read_project_table(root))
 
-    def set_loaded(self, loaded: LoadedProject) -> None:
+    def set_loaded(self, project: Project, table: pd.DataFrame) -> None:
+        """Show ``project`` with its ``table`` (read in a worker: :func:`read_project_table`)."""
         self.close()
-        self.project, self.table = loaded.project, loaded.table
+        self.project, self.table = project, table
         self._index_map()
         self.loaded.emit()
         self.labelling_changed.emit(self.can_label)

@@ -20,12 +20,15 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Qt
 
 from oddscope.core.active import RANKERS
+from oddscope.core.progress import Progress
+from oddscope.core.retrieval import Neighbours
 from oddscope.core.store import Project, ProjectError, ProjectLocked
+from oddscope.core.table import read_project_table
 
 from . import dialogs
 from .learning import ActiveLearner, prepare_session
 from .mapview import MapView
-from .model import ProjectModel, encoder_text, load_table
+from .model import ProjectModel, encoder_text
 from .neighbours import METRICS as NEIGHBOUR_METRICS
 from .neighbours import NeighboursPanel
 from .ranking import SCORE_COLOURS, RankingView, format_score
@@ -38,6 +41,9 @@ DEFAULT_SIZE = (1600, 980)
 DEFAULT_COLUMNS = (470, 640, 490)  # map, ranking, viewer
 DEFAULT_ROWS = (730, 210)  # top panels, neighbours
 THUMB_SIZE = 112
+# Larger tables are read in a child process: building them holds the GIL in long C calls (SQLite rows,
+# Arrow strings), which would freeze the window for seconds; smaller ones are not worth its start-up (~1 s)
+TABLE_IN_PROCESS_ITEMS = 100_000
 # How often an active-learning ranking refits on the labels: the user's choice (Label > Re-rank), 0 = on request
 RELEARN_CHOICES = ((1, "After every label"), (5, "After every 5 labels"), (10, "After every 10 labels"),
                    (0, "Only when I press R"))
@@ -67,14 +73,6 @@ def index_new_project(project_dir, images, values: dict, progress=None) -> dict:
     return {"n_items": summary.n_items, "skipped": list(summary.skipped), "seconds": dict(summary.seconds)}
 
 
-def read_table(root, progress=None):
-    """The table of the project at ``root``, through a connection of this thread's own."""
-    from oddscope.core.table import project_table
-
-    with Project.open(root) as project:
-        return project_table(project)
-
-
 def import_labels_into(root, path, progress=None):
     """Import a labels CSV through a writer connection of this thread's own."""
     from oddscope.core.labels_io import import_labels
@@ -83,19 +81,18 @@ def import_labels_into(root, path, progress=None):
         return import_labels(project, path)
 
 
-def _neighbour_query(root):
+def _neighbour_query(root, progress: Progress):
     """``(item_id, k, metric) -> DataFrame`` for the neighbours panel's thread.
 
     It opens its own read-only connection there: a sqlite3 connection must not
     be used by two threads at once, and the GUI thread uses the model's.
+    ``progress.cancel()`` stops a first-time index build (minutes at 10^6 items).
     """
     cache = {}
 
     def query(item_id: int, k: int, metric: str):
         if "neighbours" not in cache:
-            from oddscope.core.retrieval import Neighbours  # loads torch: off the GUI thread
-
-            cache["neighbours"] = Neighbours(Project.open(root))
+            cache["neighbours"] = Neighbours(Project.open(root), progress)
         return cache["neighbours"].of_item(item_id, k, metric)
 
     return query
@@ -180,6 +177,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._closed = False
         self._first_item_pending = False
         self._shown_colours = None  # ((column, kind, names, label), values) the map shows
+        self._neighbour_progress = Progress()  # cancels the neighbour index build of the open project
         self._relearn_every = int(dialogs.app_settings().value("relearn_every", 1))
         self._labels_waiting = 0  # label changes not yet used by the active-learning ranking
         self.headless = False  # scripted runs: errors are collected in .errors, never shown in a modal dialog
@@ -454,10 +452,23 @@ class MainWindow(QtWidgets.QMainWindow):
         self._close_project()
         self._loading = True
         self.items_label.setText(f"Loading {root.name}…")
-        self.tasks.run("load", f"Opening {root.name}", load_table, project,
-                       on_finished=self.model.set_loaded, on_failed=self._load_failed)
+        self.tasks.run("load", f"Opening {root.name}", read_project_table, root,
+                       in_process=project.n_items > TABLE_IN_PROCESS_ITEMS,
+                       on_finished=lambda table: self.model.set_loaded(project, table),
+                       on_failed=self._load_failed,
+                       on_done=functools.partial(self._load_ended, project))
         self._update_enabled()
         return True
+
+    def _load_ended(self, project: Project, outcome: str) -> None:
+        """Opening failed or was cancelled: let go of the project (and its writer lock)."""
+        if outcome == "finished":
+            return
+        project.close()
+        if outcome == "cancelled":
+            self._loading = False
+            self.items_label.setText("No project")
+            self._update_enabled()
 
     def show_error(self, title: str, message: str, details: str = "") -> None:
         if self.headless:
@@ -473,6 +484,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.show_error("Cannot open project", message, details)
 
     def _close_project(self) -> None:
+        self._set_neighbour_source(None)
         if self.thumbs is not None:
             self.thumbs.close()
         self.model.close()
@@ -501,7 +513,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._shown_xy = self._shown_colours = None
         self.neighbours.set_paths(self.model.table["path"])
         self._apply_metric(dialogs.analysis_settings()["metric"])
-        self.neighbours.set_query_function(_neighbour_query(project.root))
+        self._set_neighbour_source(project.root)
         self._on_table_changed()
         self._update_title()
         self._update_enabled()
@@ -516,6 +528,13 @@ class MainWindow(QtWidgets.QMainWindow):
             return  # closed meanwhile, or the user already picked an item
         self.model.set_current(self.ranking.next_item())
         self.ranking.grid.setFocus()
+
+    def _set_neighbour_source(self, root) -> None:
+        """Neighbours come from the project at ``root`` (None: nowhere); an index still being built
+        for the previous source is abandoned."""
+        self._neighbour_progress.cancel()
+        self._neighbour_progress = Progress()
+        self.neighbours.set_query_function(None if root is None else _neighbour_query(root, self._neighbour_progress))
 
     def _make_thumbnails(self, project: Project) -> None:
         folder = project.root / "thumbnails"
@@ -918,8 +937,9 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.model.resume_writing()
         if outcome == "finished":
-            self.neighbours.set_query_function(_neighbour_query(self.model.project.root))  # new features
-            self._run("load", "Reading the new analysis", read_table, self._analysis_loaded, self.model.project.root)
+            self._set_neighbour_source(self.model.project.root)  # new features
+            self._run("load", "Reading the new analysis", read_project_table, self._analysis_loaded,
+                      self.model.project.root, in_process=self.model.project.n_items > TABLE_IN_PROCESS_ITEMS)
 
     def _analysis_loaded(self, table) -> None:
         self.learner.reset()  # prepared on the old features
@@ -1063,6 +1083,7 @@ class MainWindow(QtWidgets.QMainWindow):
         QtWidgets.QApplication.instance().focusChanged.disconnect(self._on_focus_changed)
         self._save_layout()
         self.neighbours.show_item(None)  # queued lookups are skipped
+        self._neighbour_progress.cancel()  # and a running index build stops at its next chunk
         self.tasks.cancel_all()
         if self.thumbs is not None:
             self.thumbs.close()

@@ -15,14 +15,17 @@ import pandas as pd
 
 from .features import load_features
 from .knn import KnnIndex
+from .progress import as_progress
 from .store import Project
 
 
 class Neighbours:
     """k nearest neighbours among a project's analysed (test) items."""
 
-    def __init__(self, project: Project):
+    def __init__(self, project: Project, progress=None):
+        """``progress`` reports (and can cancel) the first build of each metric's index: minutes at 10^6 items."""
         self.project = project
+        self._progress = as_progress(progress)
         self.key = project.get_setting("encoder")["key"]
         self.ids = project.load_array("test_ids")
         if self.ids is None:
@@ -43,7 +46,7 @@ class Neighbours:
             if path.exists():
                 self._indexes[metric] = KnnIndex.load(path)
             else:
-                index = KnnIndex(metric=metric).build(self.features)
+                index = KnnIndex(metric=metric).build(self.features, self._progress)
                 path.parent.mkdir(exist_ok=True)
                 tmp = path.with_name(f".{os.getpid()}-{path.name}")
                 index.save(tmp)

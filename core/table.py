@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .progress import as_progress
 from .store import Project
 
 CLUSTER_COLUMNS = ("cluster_kmeans", "cluster_gmm", "cluster_ward")
@@ -42,6 +43,17 @@ def rank_of(scores: np.ndarray) -> np.ndarray:
     ranks[order] = np.arange(1, len(scores) + 1)
     ranks[np.isnan(scores)] = 0
     return ranks
+
+
+def read_project_table(root, progress=None) -> pd.DataFrame:
+    """:func:`project_table` of the project at ``root`` through a read-only connection of its own:
+    for worker threads and child processes (a sqlite3 connection must not serve two threads at once)."""
+    progress = as_progress(progress)
+    progress.update("reading the project", 0, 1)
+    with Project.open(root) as project:
+        table = project_table(project)
+    progress.update("reading the project", 1, 1)
+    return table
 
 
 def project_table(project: Project, roles=("test",), absolute_paths: bool = True) -> pd.DataFrame:

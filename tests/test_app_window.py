@@ -1,5 +1,6 @@
 """The main window on the indexed demo project, driven by real keys, clicks and drags (offscreen)."""
 import gc
+import subprocess
 import sys
 
 import numpy as np
@@ -115,6 +116,30 @@ def test_opening_fills_every_view(window, demo_project, monkeypatch):
     monkeypatch.setattr(QtWidgets.QMessageBox, "about", lambda parent, title, text: about.update(text=text))
     window.about_action.trigger()
     assert "efficientnet-lite0" in about["text"] and "weights" in about["text"]
+
+
+def test_a_large_table_is_read_in_a_child_process(qtbot, demo_project, monkeypatch):
+    from oddscope.app import window as window_module
+
+    monkeypatch.setattr(window_module, "TABLE_IN_PROCESS_ITEMS", 0)  # every project counts as large
+    started = []
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.tasks.started.connect(started.append)
+    with qtbot.waitSignal(window.model.loaded, timeout=60_000):
+        assert window.open_project(demo_project)
+    assert started[0].kind == "load" and started[0].in_process
+    with Project.open(demo_project) as project:
+        assert len(window.model.table) == project.n_items
+    assert window.model.project.writable  # the window, not the child, holds the writer lock
+    window.close()
+
+
+def test_the_window_process_never_imports_torch():
+    """Importing torch holds the GIL for tenths of a second: it would freeze the window."""
+    code = ("import sys, oddscope.app.main, oddscope.app.window, oddscope.core.retrieval, "
+            "oddscope.core.active_project, oddscope.core.table; sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
 def test_map_selection_filters_the_ranking(qtbot, window):

@@ -149,3 +149,36 @@ def test_build_reports_progress_and_honours_cancel():
     progress = Progress(lambda stage, done, total: progress.cancel() if done >= 10_000 else None)
     with pytest.raises(Cancelled):
         KnnIndex("l2", M=8, ef_construction=20).build(X, progress=progress)
+
+
+def test_neighbours_index_build_reports_progress_and_can_be_cancelled(tmp_path, monkeypatch):
+    """The app abandons a first-time index build (minutes at 10^6 items) when the window closes."""
+    from oddscope.core import knn
+    from oddscope.core.features import FeatureStore
+    from oddscope.core.retrieval import Neighbours
+    from oddscope.core.store import Project
+
+    monkeypatch.setattr(knn, "_BUILD_CHUNK", 50)
+    n = 300
+    X = np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32)
+    with Project.create(tmp_path / "p") as project:
+        project.add_items([tmp_path / f"{i}.png" for i in range(n)])
+        FeatureStore(project.root / "features" / "k.npy", 8).open(n)
+        FeatureStore(project.root / "features" / "k.npy", 8).write_rows(np.arange(n), X)
+        project.mark_features_done("k", np.arange(n))
+        project.set_setting("encoder", {"key": "k"})
+        project.save_array("test_ids", np.arange(n))
+
+        seen = []
+        hits = Neighbours(project, Progress(lambda *a: seen.append(a))).of_item(0, k=3)
+        assert len(hits) == 3 and 0 not in hits["item_id"].tolist()
+        assert len(seen) >= n // 50 and seen[-1][1:] == (n, n)
+
+        def cancel_midway(stage, done, total):
+            if done >= 100:
+                progress.cancel()
+
+        progress = Progress(cancel_midway)
+        with pytest.raises(Cancelled):
+            Neighbours(project, progress).of_item(0, k=3, metric="l2")
+        assert not list((project.root / "index").glob("*-l2-*"))  # nothing half-built is kept
