@@ -99,6 +99,7 @@ def main() -> int:
 
         timer.timeout.connect(tick)
         wait(lambda: False, 1.0)  # the window's first paint is not part of opening
+        last[0] = time.perf_counter()
         timer.start()
         started = time.perf_counter()
         window.open_project(project_dir)

@@ -29,6 +29,9 @@ from .progress import as_progress
 from .store import Project
 
 
+_LOAD_BYTES = 8 << 20  # feature rows read per block by load_features
+
+
 def encoder_key(encoder) -> str:
     """A file-name-safe key for an encoder and the exact weights it loaded."""
     desc = encoder.describe()
@@ -202,4 +205,8 @@ def load_features(project: Project, key: str, ids=None) -> np.ndarray:
     if matrix is None:
         raise FileNotFoundError(f"no features for {key} in {project.root}; run `oddscope index` first")
     ids = project.features_done(key) if ids is None else np.asarray(ids)
-    return np.asarray(matrix[ids], dtype=np.float32)
+    out = np.empty((len(ids), matrix.shape[1]), np.float32)
+    step = max(1, _LOAD_BYTES // max(1, matrix.shape[1] * matrix.itemsize))
+    for start in range(0, len(ids), step):  # in blocks: a single copy would hold the GIL for the whole read
+        out[start : start + step] = matrix[ids[start : start + step]]
+    return out
