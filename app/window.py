@@ -793,23 +793,28 @@ class MainWindow(QtWidgets.QMainWindow):
             self._run("prepare", f"Preparing the {method} ranking", functools.partial(prepare_session, root, method),
                       lambda session: self._prepared(root, method, session),
                       on_done=self._preparation_ended)
-            return  # an already running preparation re-ranks when it ends
+            return  # a preparation already running re-ranks with the method chosen when it ends
         self._labels_waiting = 0
         self.statusBar().showMessage(f"Re-ranking with {method}…")
         self.learner.request(self.model.project.root, method, self.model.project.labels())
 
     def _prepared(self, root, method: str, session) -> None:
-        if self.model.table is None or self.model.project.root != root or self.ranking_combo.currentText() != method:
-            return  # closed, another project, or the user chose another ranking meanwhile
-        self.learner.set_session(session)
-        self._relearn(method)
+        if self.model.table is not None and self.model.project.root == root:  # not another project meanwhile
+            self.learner.set_session(session)
 
     def _preparation_ended(self, outcome: str) -> None:
-        """A preparation failed or was cancelled: the combo goes back to the ranking in use."""
-        if outcome != "finished" and self.model.table is not None:
-            self.ranking_combo.blockSignals(True)
-            self.ranking_combo.setCurrentText(self.model.ranking())
-            self.ranking_combo.blockSignals(False)
+        """Re-rank with the method chosen now (it may have changed meanwhile: then it is prepared in turn);
+        after a failure or Cancel the combo goes back to the ranking in use."""
+        if self.model.table is None:
+            return
+        wanted = self.ranking_combo.currentText()
+        if outcome == "finished":
+            if wanted in RANKERS and self.model.project is not None:
+                self._relearn(wanted)
+            return
+        self.ranking_combo.blockSignals(True)
+        self.ranking_combo.setCurrentText(self.model.ranking())
+        self.ranking_combo.blockSignals(False)
 
     def _on_learned(self, method: str, scores, relevance, seconds: float) -> None:
         if self.model.table is None or self.ranking_combo.currentText() != method:
