@@ -20,7 +20,6 @@ under 300 ms, no stall over 100 ms.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from _qt import private_app  # also selects the offscreen platform
 
 
 def make_project(root: Path, n: int, dim: int = 64, seed: int = 0) -> Path:
@@ -63,15 +62,12 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=8, help="score keys pressed (one refit each)")
     args = parser.parse_args()
 
-    from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
     from PySide6.QtTest import QTest
-    from PySide6.QtWidgets import QApplication
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for fmt in (QSettings.NativeFormat, QSettings.IniFormat):  # leave the user's settings alone
-            QSettings.setPath(fmt, QSettings.UserScope, str(tmp / "settings"))
-        app = QApplication.instance() or QApplication([])
+        app = private_app(tmp)
         from oddscope.app import dialogs
         from oddscope.app.window import MainWindow
 

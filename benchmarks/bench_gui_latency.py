@@ -12,7 +12,6 @@ a frozen GUI shows up as a large gap.  Target: no tick later than 100 ms.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from _qt import private_app  # also selects the offscreen platform
 
 
 def main() -> int:
@@ -29,16 +28,13 @@ def main() -> int:
     parser.add_argument("--tick-ms", type=int, default=10)
     args = parser.parse_args()
 
-    from PySide6.QtCore import QEventLoop, QSettings, QTimer
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtCore import QEventLoop, QTimer
 
     from oddscope.core.demo import make_demo
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for fmt in (QSettings.NativeFormat, QSettings.IniFormat):  # leave the user's settings alone
-            QSettings.setPath(fmt, QSettings.UserScope, str(tmp / "settings"))
-        app = QApplication.instance() or QApplication([])
+        app = private_app(tmp)
         from oddscope.app import dialogs
         from oddscope.app.window import MainWindow
 
