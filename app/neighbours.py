@@ -143,6 +143,7 @@ class _Channel(QObject):
     """
 
     done = Signal(int, object, str)  # token, DataFrame (empty on error), error text ("" if none)
+    working = Signal(str, int, int)  # stage, done, total of slow first-time work (building the index)
 
     def __init__(self):
         super().__init__()
@@ -178,6 +179,7 @@ class NeighboursPanel(QWidget):
         self._item: int | None = None
         self._channel = _Channel()
         self._channel.done.connect(self._on_done)
+        self._channel.working.connect(self._on_working)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
         self.model = NeighboursModel(self)
@@ -294,6 +296,14 @@ class NeighboursPanel(QWidget):
             self._show_message("Searching for similar items\u2026")
         self._pool.start(_Lookup(self._channel, self._query_fn, self._item, self.k_spin.value(),
                                  self.current_metric()))
+
+    def report_progress(self, stage: str, done: int, total: int) -> None:
+        """Thread-safe progress callback for the query function's slow first-time work."""
+        self._channel.working.emit(stage, int(done), int(total))
+
+    def _on_working(self, stage: str, done: int, total: int) -> None:
+        if total > 0 and done < total and self._item is not None:
+            self.status.setText(f"{stage.lower()}: {100 * done // total}% (first search with this metric only)")
 
     def _on_done(self, token: int, result, error: str) -> None:
         if token != self._channel.token:

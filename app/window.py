@@ -533,7 +533,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """Neighbours come from the project at ``root`` (None: nowhere); an index still being built
         for the previous source is abandoned."""
         self._neighbour_progress.cancel()
-        self._neighbour_progress = Progress()
+        self._neighbour_progress = Progress(self.neighbours.report_progress)
         self.neighbours.set_query_function(None if root is None else _neighbour_query(root, self._neighbour_progress))
 
     def _make_thumbnails(self, project: Project) -> None:

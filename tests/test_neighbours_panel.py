@@ -141,3 +141,17 @@ def test_a_failing_lookup_is_reported_in_the_panel(qtbot, panel):
     assert not panel.more_button.isEnabled()
     panel.show_item(None)
     assert panel.message.text().startswith("Select an item")
+
+
+def test_a_slow_first_search_shows_its_progress(qtbot, panel):
+    """Building the index (minutes at 10^6 items) reports through the panel, from the lookup thread."""
+    gate = threading.Event()
+    fake = FakeIndex(delay_for={2: gate})
+    panel.set_query_function(fake)
+    panel.show_item(2)
+    qtbot.waitUntil(lambda: bool(fake.calls))  # the lookup runs and waits at the gate
+    threading.Thread(target=panel.report_progress, args=("Building neighbour index", 40, 100)).start()
+    qtbot.waitUntil(lambda: "building neighbour index: 40%" in panel.status.text())
+    gate.set()
+    qtbot.waitUntil(lambda: shown(panel) == [3, 4, 5, 6, 7])
+    assert "5 nearest to item 2" in panel.status.text()
