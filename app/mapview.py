@@ -87,7 +87,6 @@ def points_in_polygon(x: np.ndarray, y: np.ndarray, polygon: np.ndarray) -> np.n
     return inside
 
 
-
 def _trimmed_colormap(full_map: pg.ColorMap) -> tuple[np.ndarray, pg.ColorMap]:
     """256-entry RGBA table of ``full_map`` without its darkest CMAP_START part, and it as a ColorMap."""
     lut = full_map.getLookupTable(CMAP_START, 1.0, 256, alpha=True).astype(np.uint8)
@@ -100,6 +99,7 @@ def _named_colormap(name: str) -> tuple[np.ndarray, pg.ColorMap]:
     lut, colormap = _trimmed_colormap(pg.colormap.get(name))
     lut.flags.writeable = False  # shared by every call
     return lut, colormap
+
 
 class PointsItem(pg.GraphicsObject):
     """Markers of a fixed pixel size, drawn from a sprite atlas with one ``drawPixmapFragments`` call.
