@@ -101,14 +101,12 @@ def _neighbour_query(root, progress: Progress):
 def update_project(root, images, values: dict, reindex: bool, progress=None) -> None:
     """Child process: index (new images or a new encoder) or re-analyse the project at ``root``."""
     from oddscope.core.pipeline import analyse, index_images
-    from oddscope.core.retrieval import drop_indexes
 
     with Project.open(root, writable=True) as project:
         if reindex:
             index_images(project, images, options=_options(values), progress=progress)
         else:
             analyse(project, _options(values), progress=progress)
-        drop_indexes(project)  # built for the old features
 
 
 def theme_palette() -> QtGui.QPalette:

@@ -21,6 +21,7 @@ from .features import ExtractionReport, encoder_key, extract_features, load_feat
 from .ingest import ScanResult, read_manifest, scan_folder
 from .progress import as_progress
 from .projection import MapProjection
+from .retrieval import drop_indexes, index_path, save_index
 from .store import Project
 
 MAP_MODEL = "map.joblib"
@@ -118,6 +119,7 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
     memory = load_features(project, key, ref_ids) if len(ref_ids) else X
     n = project.n_items
     project.save_array("test_ids", test_ids)
+    drop_indexes(project)  # built for the previous analysis
 
     for step, name in enumerate(options.detectors):
         progress.update("scores", step, len(options.detectors))
@@ -125,6 +127,8 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
         detector = make_detector(name, **({"k": options.k} if name in PLAIN_KNN else {}))
         values = detector.fit(memory).score(X, exclude_self=(mode == "unsupervised"))
         project.save_array(f"score_{name}", _scatter(values, test_ids, n))
+        if mode == "unsupervised":
+            _keep_index(project, key, detector, len(test_ids))
         seconds = time.perf_counter() - t0
         project.record_run("detector", name, {**detector.params(), "mode": mode}, key, seconds)
         timings[f"score_{name}"] = seconds
@@ -152,6 +156,17 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
         project.record_run("clusters", "clusters", {}, key, timings["clusters"])
         progress.update("clusters", 1, 1)
     return mode
+
+
+def _keep_index(project: Project, key: str, detector, n: int) -> None:
+    """Save the kNN index a detector built over the analysed items: the app's and the CLI's neighbour
+    searches then start at once instead of building it again (minutes at 10^6 items)."""
+    index = getattr(detector, "index_", None)
+    if index is None or index.metric == "l1":  # exact L1 keeps the matrix itself: not worth a copy
+        return
+    path = index_path(project, key, index.metric, n)
+    if not path.exists():
+        save_index(index, path)
 
 
 def _scatter(values: np.ndarray, ids: np.ndarray, n: int, fill=np.nan) -> np.ndarray:

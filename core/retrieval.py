@@ -1,14 +1,16 @@
 """Nearest neighbours of items or of arbitrary vectors (e.g. a CLIP text query).
 
-Indexes are caches: built on first use per metric, saved under ``index/`` in
-the project (atomically, so two readers cannot corrupt them) and dropped when
-the analysis is recomputed.
+Indexes are caches saved under ``index/`` in the project (atomically, so two
+readers cannot corrupt them): the analysis keeps the ones its kNN detectors
+built, any other is built on first use, and all are dropped when the analysis
+is recomputed.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -42,16 +44,12 @@ class Neighbours:
 
     def index(self, metric: str = "cosine") -> KnnIndex:
         if metric not in self._indexes:
-            path = self.project.root / "index" / f"{self.key}-{metric}-{len(self.ids)}.bin"
+            path = index_path(self.project, self.key, metric, len(self.ids))
             if path.exists():
                 self._indexes[metric] = KnnIndex.load(path)
             else:
                 index = KnnIndex(metric=metric).build(self.features, self._progress)
-                path.parent.mkdir(exist_ok=True)
-                tmp = path.with_name(f".{os.getpid()}-{path.name}")
-                index.save(tmp)
-                for produced in tmp.parent.glob(tmp.name + "*"):  # the index and its sidecar
-                    os.replace(produced, path.parent / (path.name + produced.name[len(tmp.name):]))
+                save_index(index, path)
                 self._indexes[metric] = index
         return self._indexes[metric]
 
@@ -72,6 +70,20 @@ class Neighbours:
     def of_vector(self, vector: np.ndarray, k: int = 10, metric: str = "cosine") -> pd.DataFrame:
         rows, dists = self.index(metric).query(np.asarray(vector, dtype=np.float32)[None, :], k)
         return pd.DataFrame({"item_id": self.ids[rows[0]], "distance": dists[0]})
+
+
+def index_path(project: Project, key: str, metric: str, n: int) -> Path:
+    """Where the index of the ``n`` analysed items' ``key`` features under ``metric`` is kept."""
+    return project.root / "index" / f"{key}-{metric}-{n}.bin"
+
+
+def save_index(index: KnnIndex, path: Path) -> None:
+    """Write ``index`` (and its sidecar) under a temporary name, then rename: readers never see half."""
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(f".{os.getpid()}-{path.name}")
+    index.save(tmp)
+    for produced in tmp.parent.glob(tmp.name + "*"):  # the index and its sidecar
+        os.replace(produced, path.parent / (path.name + produced.name[len(tmp.name):]))
 
 
 def drop_indexes(project: Project) -> None:

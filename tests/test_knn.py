@@ -182,3 +182,16 @@ def test_neighbours_index_build_reports_progress_and_can_be_cancelled(tmp_path, 
         with pytest.raises(Cancelled):
             Neighbours(project, progress).of_item(0, k=3, metric="l2")
         assert not list((project.root / "index").glob("*-l2-*"))  # nothing half-built is kept
+
+
+def test_indexing_keeps_the_neighbour_index_its_knn_detector_built(demo_dir):
+    """The first similarity search after `oddscope index` loads the index instead of building it."""
+    from oddscope.core.retrieval import Neighbours
+    from oddscope.core.store import Project
+
+    saved = sorted(p.name for p in (demo_dir / "project" / "index").glob("*.bin"))
+    assert any("-cosine-" in name for name in saved) and any("-l2-" in name for name in saved)
+    builds = []
+    with Project.open(demo_dir / "project") as project:
+        hits = Neighbours(project, Progress(lambda *a: builds.append(a))).of_item(0, k=4)
+    assert len(hits) == 4 and not builds
