@@ -164,7 +164,10 @@ class _Lookup(QRunnable):
             result, error = fn(item_id, k, metric), ""
         except Exception as err:  # noqa: BLE001 - shown in the panel, never raised into Qt
             result, error = pd.DataFrame(), str(err) or type(err).__name__
-        self._channel.done.emit(self._token, result, error)
+        try:
+            self._channel.done.emit(self._token, result, error)
+        except RuntimeError:  # the application is shutting down and the channel is gone: nobody to tell
+            pass
 
 
 class NeighboursPanel(QWidget):
@@ -299,7 +302,10 @@ class NeighboursPanel(QWidget):
 
     def report_progress(self, stage: str, done: int, total: int) -> None:
         """Thread-safe progress callback for the query function's slow first-time work."""
-        self._channel.working.emit(stage, int(done), int(total))
+        try:
+            self._channel.working.emit(stage, int(done), int(total))
+        except RuntimeError:  # shutting down: the channel is gone
+            pass
 
     def _on_working(self, stage: str, done: int, total: int) -> None:
         if total > 0 and done < total and self._item is not None:
