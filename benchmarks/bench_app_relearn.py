@@ -69,6 +69,7 @@ def main() -> int:
         tmp = Path(tmp)
         app = private_app(tmp)
         from oddscope.app import dialogs
+        from oddscope.app.main import freeze_startup_objects
         from oddscope.app.window import MainWindow
 
         dialogs.show_error = lambda *a: print("error:", *a[1:3], file=sys.stderr)
@@ -77,6 +78,7 @@ def main() -> int:
         print(f"synthetic project of {args.n:,} items written in {time.perf_counter() - started:.1f} s")
 
         window = MainWindow(restore_layout=False)
+        freeze_startup_objects()  # as run_app does
         window.show()
 
         def wait(predicate, timeout_s: float) -> bool:

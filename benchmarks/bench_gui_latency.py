@@ -36,12 +36,14 @@ def main() -> int:
         tmp = Path(tmp)
         app = private_app(tmp)
         from oddscope.app import dialogs
+        from oddscope.app.main import freeze_startup_objects
         from oddscope.app.window import MainWindow
 
         dialogs.show_error = lambda *args: None  # a failure is printed below, not shown in a modal dialog
 
         demo = make_demo(tmp / "survey", n_images=args.n_images, seed=0)
         window = MainWindow(restore_layout=False)
+        freeze_startup_objects()  # as run_app does
         window.show()
 
         lateness, stages, last = [], [], [time.perf_counter()]
