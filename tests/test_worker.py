@@ -229,8 +229,6 @@ def test_cancel_in_the_window_stops_the_task_and_leaves_it_usable(qtbot, small_p
 
 def test_start_up_objects_are_exempt_from_collection():
     """A full collection over the libraries' ~200,000 objects takes >100 ms: the app freezes them once."""
-    import gc
-
     from oddscope.app.main import freeze_startup_objects
 
     try:
