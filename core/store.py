@@ -339,10 +339,9 @@ class Project:
         """
         rows = self._conn.execute("SELECT id, path, status FROM items "
                                   "WHERE status IN ('pending', 'ok', 'missing') ORDER BY id").fetchall()
-        root = str(self.root)
         missing, gone, back = [], [], []
-        for item_id, stored, status in rows:
-            path = stored if os.path.isabs(stored) else os.path.normpath(os.path.join(root, stored))
+        paths = self.resolve_all(stored for _, stored, _ in rows)
+        for (item_id, _, status), path in zip(rows, paths):
             if not os.path.exists(path):
                 missing.append(item_id)
                 if status != "missing":
