@@ -47,8 +47,7 @@ class ProjectModel(QObject):
         self.map_ids = np.empty(0, np.int64)  # items on the map, in map point order
         self._map_rows = np.empty(0, np.int64)  # their rows in self.table
         self._map_pos = np.empty(0, np.int64)  # item id -> map position (-1: not on the map)
-        self._paused = False
-        self._suspended = False  # the writer lock is lent to a child process
+        self._suspended = False  # the writer lock is lent to a background task (analysis, label import)
 
     # ------------------------------------------------------------------ opening
     def open(self, root, writable: bool = True) -> None:
@@ -68,7 +67,7 @@ class ProjectModel(QObject):
             self.project.close()
         self.project = self.table = None
         self.current = self.selection = None
-        self._paused = self._suspended = False
+        self._suspended = False
         self.map_ids = self._map_rows = self._map_pos = np.empty(0, np.int64)
 
     def set_table(self, table: pd.DataFrame) -> None:
@@ -100,20 +99,20 @@ class ProjectModel(QObject):
 
     @property
     def read_only(self) -> bool:
-        """Opened read-only because another process writes it (not: lent to our own child process)."""
+        """Opened read-only because another process writes it (not: lent to our own background task)."""
         return self.project is not None and not self.project.writable and not self._suspended
 
     @property
     def can_label(self) -> bool:
-        return self.project is not None and self.project.writable and not self._paused
+        return self.project is not None and self.project.writable and not self._suspended
 
     def suspend_writing(self) -> None:
-        """Hand the writer lock to a child process (re-analysis): keep reading, stop labelling."""
+        """Hand the writer lock to a background task (re-analysis, label import): keep reading, stop labelling."""
         root = self.project.root
         self.project.close()
         self.project = Project.open(root, writable=False)
         self._suspended = True
-        self.pause_labelling(True)
+        self.labelling_changed.emit(False)
 
     def resume_writing(self) -> None:
         """Take the writer lock back; read-only if another process took it meanwhile."""
@@ -126,11 +125,6 @@ class ProjectModel(QObject):
             self.project = Project.open(root, writable=True)
         except ProjectLocked:
             self.project = Project.open(root, writable=False)
-        self.pause_labelling(False)
-
-    def pause_labelling(self, paused: bool) -> None:
-        """While a background task writes this project, labels wait (one writer connection)."""
-        self._paused = paused
         self.labelling_changed.emit(self.can_label)
 
     # ----------------------------------------------------------------- the map
@@ -172,10 +166,10 @@ class ProjectModel(QObject):
     def _check_labelling(self) -> None:
         if self.project is None:
             raise ProjectError("no project is open")
+        if self._suspended:
+            raise ProjectError("labels wait while a background task writes the project; try again when it ends")
         if not self.project.writable:
             raise ProjectError("this project is open read-only: labels cannot be changed")
-        if self._paused:
-            raise ProjectError("labels are paused while the project is being analysed; try again when it ends")
 
     def set_label(self, item_id: int, score) -> None:
         self._check_labelling()
