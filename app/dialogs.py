@@ -14,7 +14,7 @@ METRICS = ("cosine", "l2", "l1")
 
 
 def _detectors() -> tuple[list[str], list[str]]:
-    """(every detector, the default set); imported on demand: the detectors module loads torch."""
+    """(every detector, the default set)."""
     from oddscope.core.detectors import DEFAULT_DETECTORS, DETECTORS
 
     return list(DETECTORS), list(DEFAULT_DETECTORS)

@@ -198,7 +198,7 @@ def _child_main(fn, args, kwargs, messages, cancel) -> None:
 class _Runnable(QRunnable):
     def __init__(self, task: Task):
         super().__init__()
-        self._task = task  # keeps the Task alive until it has reported
+        self._task = task  # handed to run(); the registry (_LIVE) is what keeps the Task alive
 
     def run(self) -> None:
         task, self._task = self._task, None

@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
-import torch
 from sklearn.covariance import LedoitWolf
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
@@ -218,6 +217,8 @@ def _single_torch_thread():
     """Run a tiny model on one thread: for a ~100k-parameter MLP, thread
     synchronisation costs far more than it saves (40x slower on a busy 2-core
     machine), and one thread gives the same floats on every machine."""
+    import torch
+
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -226,18 +227,15 @@ def _single_torch_thread():
         torch.set_num_threads(previous)
 
 
-class _Autoencoder(torch.nn.Module):
-    def __init__(self, dim, hidden, bottleneck):
-        super().__init__()
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(dim, hidden), torch.nn.ReLU(),
-            torch.nn.Linear(hidden, bottleneck), torch.nn.ReLU(),
-            torch.nn.Linear(bottleneck, hidden), torch.nn.ReLU(),
-            torch.nn.Linear(hidden, dim),
-        )
+def _autoencoder(dim, hidden, bottleneck):
+    import torch
 
-    def forward(self, x):
-        return self.net(x)
+    return torch.nn.Sequential(
+        torch.nn.Linear(dim, hidden), torch.nn.ReLU(),
+        torch.nn.Linear(hidden, bottleneck), torch.nn.ReLU(),
+        torch.nn.Linear(bottleneck, hidden), torch.nn.ReLU(),
+        torch.nn.Linear(hidden, dim),
+    )
 
 
 class AutoencoderDetector(Detector):
@@ -247,7 +245,9 @@ class AutoencoderDetector(Detector):
     every direction weighs alike in the MSE.  Normal images lie on the manifold
     the bottleneck learned; anomalies reconstruct badly.  Training is capped at
     ``max_steps`` minibatch updates so a 10^6-item collection costs about what a
-    50k one does; the seed fixes initialisation and batch order.
+    50k one does; the seed fixes initialisation and batch order.  torch is
+    imported when the detector trains, so that importing this module (the
+    app's settings dialog lists the detectors) costs nothing.
     """
 
     name = "autoencoder"
@@ -264,6 +264,8 @@ class AutoencoderDetector(Detector):
                 "max_dims": self.max_dims, "seed": self.seed}
 
     def _standardise(self, X):
+        import torch
+
         Z = self.pca_.transform(X) if self.pca_ is not None else X
         return torch.from_numpy(((Z - self.mean_) / self.std_).astype(np.float32))
 
@@ -272,6 +274,8 @@ class AutoencoderDetector(Detector):
             self._train(X)
 
     def _train(self, X):
+        import torch
+
         self.pca_ = _pca(X, self.max_dims, self.seed)
         Z = self.pca_.transform(X) if self.pca_ is not None else X
         self.mean_, self.std_ = Z.mean(axis=0), Z.std(axis=0) + 1e-6
@@ -279,7 +283,7 @@ class AutoencoderDetector(Detector):
         generator = torch.Generator().manual_seed(self.seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            self.model_ = _Autoencoder(data.shape[1], self.hidden, self.bottleneck)
+            self.model_ = _autoencoder(data.shape[1], self.hidden, self.bottleneck)
         optimiser = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
         steps = 0
         for _ in range(self.epochs):
@@ -296,6 +300,8 @@ class AutoencoderDetector(Detector):
         self.model_.eval()
 
     def _score(self, X, exclude_self):
+        import torch
+
         data = self._standardise(X)
         with torch.no_grad(), _single_torch_thread():
             errors = [((self.model_(b) - b) ** 2).mean(dim=1) for b in data.split(65536)]

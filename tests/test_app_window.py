@@ -137,8 +137,9 @@ def test_a_large_table_is_read_in_a_child_process(qtbot, demo_project, monkeypat
 
 def test_the_window_process_never_imports_torch():
     """Importing torch holds the GIL for tenths of a second: it would freeze the window."""
-    code = ("import sys, oddscope.app.main, oddscope.app.window, oddscope.core.retrieval, "
-            "oddscope.core.active_project, oddscope.core.table; sys.exit('torch' in sys.modules)")
+    code = ("import sys, oddscope.app.main, oddscope.app.window, oddscope.app.dialogs, oddscope.core.retrieval, "
+            "oddscope.core.detectors, oddscope.core.active_project, oddscope.core.table; "
+            "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
