@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPoint, QRect, QRectF, QRunnable, QSize, Qt, \
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QRect, QRectF, QRunnable, QSize, Qt, \
     QThreadPool, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QGuiApplication, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QListView, QPushButton, QSpinBox,
                                QStackedWidget, QStyle, QStyledItemDelegate, QVBoxLayout, QWidget)
 
 from .ranking import format_score
-from .thumbs import ThumbnailCache, ThumbnailUser
+from .thumbs import ThumbnailCache, ThumbnailUser, paint_thumbnail
 
 METRICS = (("Cosine", "cosine"), ("L2", "l2"), ("L1", "l1"))
 DEFAULT_K = 12
@@ -109,14 +109,8 @@ class NeighbourDelegate(QStyledItemDelegate):
             painter.drawRoundedRect(card, 5, 5)
         s = self.thumb_size
         thumb = QRect(option.rect.center().x() - s // 2, option.rect.top() + self.PAD, s, s)
+        paint_thumbnail(painter, thumb, model.thumbnail_at(index))
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor("#15171b"))
-        painter.drawRect(thumb)
-        pixmap = model.thumbnail_at(index)
-        if pixmap is not None and not pixmap.isNull():
-            target = QRect(QPoint(0, 0), pixmap.size().scaled(thumb.size(), Qt.AspectRatioMode.KeepAspectRatio))
-            target.moveCenter(thumb.center())
-            painter.drawPixmap(target, pixmap)
         small = QFont(option.font)
         small.setPointSizeF(max(6.5, option.font.pointSizeF() * 0.8))
         small.setBold(True)

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QHB
                                QLineEdit, QStyle, QStyledItemDelegate, QTableView, QToolButton, QVBoxLayout,
                                QWidget)
 
-from .thumbs import ThumbnailCache, ThumbnailUser
+from .thumbs import ThumbnailCache, ThumbnailUser, paint_thumbnail
 
 # Label score 0 (normal) to 5 (most interesting): cool to hot.
 SCORE_COLOURS = ("#6b7785", "#3d8bd4", "#26a69a", "#d4a82a", "#ee7d2b", "#e0483e")
@@ -444,14 +444,7 @@ class CellDelegate(QStyledItemDelegate):
             painter.drawRoundedRect(card, 6, 6)
         s = self.thumb_size
         thumb = QRect(option.rect.center().x() - s // 2, option.rect.top() + self.PAD, s, s)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor("#15171b"))
-        painter.drawRect(thumb)
-        if pixmap is not None and not pixmap.isNull():
-            shown = pixmap.size().scaled(thumb.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            target = QRect(QPoint(0, 0), shown)
-            target.moveCenter(thumb.center())
-            painter.drawPixmap(target, pixmap)
+        paint_thumbnail(painter, thumb, pixmap)
         self._paint_badges(painter, thumb, cell, option.font)
         self._paint_caption(painter, option, thumb, cell)
         painter.restore()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThread, QThreadPool, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QPoint, QRect, QRunnable, QThread, QThreadPool, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 
 from oddscope.core.images import load_array, to_rgb8
@@ -209,6 +209,17 @@ def _save_atomically(image: Image.Image, target: Path) -> None:
         os.replace(tmp, target)
     except OSError:  # read-only or full disk: the thumbnail still shows, it is just not kept
         tmp.unlink(missing_ok=True)
+
+
+def paint_thumbnail(painter: QPainter, well: QRect, pixmap: QPixmap | None) -> None:
+    """A dark square ``well`` with ``pixmap`` (if any) fitted and centred in it: how every view shows a thumbnail."""
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor("#15171b"))
+    painter.drawRect(well)
+    if pixmap is not None and not pixmap.isNull():
+        target = QRect(QPoint(0, 0), pixmap.size().scaled(well.size(), Qt.AspectRatioMode.KeepAspectRatio))
+        target.moveCenter(well.center())
+        painter.drawPixmap(target, pixmap)
 
 
 def _placeholder(size: int) -> QPixmap:
