@@ -782,9 +782,10 @@ class MainWindow(QtWidgets.QMainWindow):
         """Refit the active-learning ranking on the labels so far, in the background.
 
         The first time in a session the method is prepared as a task (progress bar, Cancel): at 10^5
-        items that takes seconds; every refit after it takes milliseconds.
+        items that takes seconds; every refit after it takes milliseconds.  It only reads the project,
+        so a read-only window re-ranks too (it just does not save the result).
         """
-        if self.model.project is None or not self.model.can_label:
+        if self.model.project is None:
             return
         if not self.learner.has_session(method):
             root = self.model.project.root
@@ -813,6 +814,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.ranking_combo.blockSignals(True)
         self.ranking_combo.setCurrentText(self.model.ranking())
         self.ranking_combo.blockSignals(False)
+        self.colour_combo.setItemText(0, f"anomaly score ({self.model.ranking()})")
 
     def _on_learned(self, method: str, scores, relevance, seconds: float) -> None:
         if self.model.table is None or self.ranking_combo.currentText() != method:

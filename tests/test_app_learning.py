@@ -72,4 +72,5 @@ def test_preparing_a_method_shows_progress_and_cancel_keeps_the_ranking(qtbot, d
         qtbot.mouseClick(window.task_bar.cancel_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.ranking_combo.currentText() == before, timeout=5_000)
     assert window.model.ranking() == before
+    assert window.colour_combo.itemText(0) == f"anomaly score ({before})"
     window.close()

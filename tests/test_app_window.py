@@ -331,7 +331,12 @@ def test_locked_project_opens_read_only_with_a_banner(qtbot, demo_project, monke
         qtbot.keyClick(window.ranking.grid, Qt.Key_3)
         assert window.model.current == current  # nothing happened
         assert _stored_label(demo_project, current) == (None, [])
+        with qtbot.waitSignal(window.learner.updated, timeout=60_000):  # re-ranking only reads: it works here too
+            window.ranking_combo.setCurrentText("oddscope")
+        assert window.statusBar().currentMessage().startswith("Re-ranked with oddscope")
         window.close()
+    with Project.open(demo_project) as project:
+        assert project.load_array("rank_oddscope") is None  # ... and saves nothing
 
 
 def test_layout_and_recent_projects_persist(qtbot, demo_project):
