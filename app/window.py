@@ -870,7 +870,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return True
         self.statusBar().showMessage(
             "Labelling is off: " + ("the project is read-only" if self.model.read_only
-                                    else "wait for the analysis to finish"), 5000)
+                                    else "wait for the background task to finish"), 5000)
         return False
 
     def next_item(self) -> None:
