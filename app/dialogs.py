@@ -15,7 +15,7 @@ METRICS = ("cosine", "l2", "l1")
 
 def _detectors() -> tuple[list[str], list[str]]:
     """(every detector, the default set)."""
-    from oddscope.core.detectors import DEFAULT_DETECTORS, DETECTORS
+    from oddscope.core.models.detectors import DEFAULT_DETECTORS, DETECTORS
 
     return list(DETECTORS), list(DEFAULT_DETECTORS)
 

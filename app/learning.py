@@ -1,6 +1,6 @@
 """The active-learning loop of the app: every label re-ranks the collection in the background.
 
-An :class:`~oddscope.core.active_project.ActiveSession` (features and a
+An :class:`~oddscope.core.workflows.active_session.ActiveSession` (features and a
 prepared ranker) is built once in a worker thread; after that each refit costs
 milliseconds (the Oddscope ranker; NeighbourScore and Protege take longer).
 Requests that arrive while a refit runs are folded into one follow-up, so fast
@@ -17,8 +17,8 @@ import threading
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from oddscope.core.active_project import ActiveSession
-from oddscope.core.store import Project
+from oddscope.core.workflows.active_session import ActiveSession
+from oddscope.core.project.store import Project
 
 
 def prepare_session(root, method: str, progress=None) -> ActiveSession:

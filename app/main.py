@@ -27,7 +27,7 @@ def _excepthook(exc_type, exc, tb) -> None:
     if QtWidgets.QApplication.instance() is None or issubclass(exc_type, KeyboardInterrupt):
         sys.__excepthook__(exc_type, exc, tb)
         return
-    from .dialogs import show_error
+    from oddscope.app.dialogs import show_error
 
     show_error(QtWidgets.QApplication.activeWindow(), "Oddscope: unexpected error",
                f"{exc_type.__name__}: {exc}\n\nYour labels are saved as you go; nothing was lost. "
@@ -39,7 +39,7 @@ def make_application() -> QtWidgets.QApplication:
     app.setOrganizationName("Oddscope")
     app.setApplicationName("Oddscope")
     app.setApplicationDisplayName("Oddscope")
-    from .window import apply_theme
+    from oddscope.app.window import apply_theme
 
     apply_theme(app)
     icon = Path(__file__).resolve().parent.parent / "resources" / "oddscope.svg"
@@ -72,7 +72,7 @@ def _wait_until(predicate, timeout_s: float) -> bool:
 
 def run_app(project_dir=None, screenshot=None) -> int:
     """Open the main window (on ``project_dir``, else the last project); returns the exit code."""
-    from .window import MainWindow
+    from oddscope.app.window import MainWindow
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = make_application()

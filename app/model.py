@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 from PySide6.QtCore import QObject, Signal
 
-from oddscope.core.active import RANKERS
-from oddscope.core.store import Project, ProjectError, ProjectLocked
-from oddscope.core.table import (CLUSTER_COLUMNS, detector_names, rank_of, ranking_name, ranking_scores,
+from oddscope.core.models.rankers import RANKERS
+from oddscope.core.project.store import Project, ProjectError, ProjectLocked
+from oddscope.core.project.table import (CLUSTER_COLUMNS, detector_names, rank_of, ranking_name, ranking_scores,
                                  read_project_table)
 
 MAX_CATEGORIES = 60  # a text metadata column with more distinct values is not offered as a colouring

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QHB
                                QLineEdit, QStyle, QStyledItemDelegate, QTableView, QToolButton, QVBoxLayout,
                                QWidget)
 
-from .thumbs import ThumbnailCache, ThumbnailUser, paint_thumbnail
+from oddscope.app.thumbs import ThumbnailCache, ThumbnailUser, paint_thumbnail
 
 # Label score 0 (normal) to 5 (most interesting): cool to hot.
 SCORE_COLOURS = ("#6b7785", "#3d8bd4", "#26a69a", "#d4a82a", "#ee7d2b", "#e0483e")

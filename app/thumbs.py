@@ -23,7 +23,7 @@ from PIL import Image
 from PySide6.QtCore import QCoreApplication, QObject, QPoint, QRect, QRunnable, QThread, QThreadPool, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 
-from oddscope.core.images import load_array, to_rgb8
+from oddscope.core.data.images import load_array, to_rgb8
 
 
 class ThumbnailCache(QObject):

@@ -18,9 +18,9 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Qt, Signal
 
-from oddscope.core.images import STRETCHES, load_array, to_rgb8
+from oddscope.core.data.images import STRETCHES, load_array, to_rgb8
 
-from .worker import Task
+from oddscope.app.worker import Task
 
 AUTO = "auto"
 RAW_CACHE_BYTES = 512 * 2**20  # raw arrays kept for re-stretching

@@ -19,22 +19,22 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Qt
 
-from oddscope.core.active import RANKERS
+from oddscope.core.models.rankers import RANKERS
 from oddscope.core.progress import Progress
-from oddscope.core.retrieval import Neighbours
-from oddscope.core.store import Project, ProjectError, ProjectLocked
-from oddscope.core.table import read_project_table
+from oddscope.core.workflows.retrieval import Neighbours
+from oddscope.core.project.store import Project, ProjectError, ProjectLocked
+from oddscope.core.project.table import read_project_table
 
-from . import dialogs
-from .learning import ActiveLearner, prepare_session
-from .mapview import MapView
-from .model import ProjectModel, encoder_text
-from .neighbours import METRICS as NEIGHBOUR_METRICS
-from .neighbours import NeighboursPanel
-from .ranking import SCORE_COLOURS, RankingView, format_score
-from .thumbs import ThumbnailCache
-from .viewer import ImageViewer
-from .worker import TaskBar, TaskManager
+from oddscope.app import dialogs
+from oddscope.app.learning import ActiveLearner, prepare_session
+from oddscope.app.mapview import MapView
+from oddscope.app.model import ProjectModel, encoder_text
+from oddscope.app.neighbours import METRICS as NEIGHBOUR_METRICS
+from oddscope.app.neighbours import NeighboursPanel
+from oddscope.app.ranking import SCORE_COLOURS, RankingView, format_score
+from oddscope.app.thumbs import ThumbnailCache
+from oddscope.app.viewer import ImageViewer
+from oddscope.app.worker import TaskBar, TaskManager
 
 MAX_RECENT = 8
 DEFAULT_SIZE = (1600, 980)
@@ -53,7 +53,7 @@ STYLE = Path(__file__).resolve().parent.parent / "resources" / "style.qss"
 
 def _options(values: dict):
     """IndexOptions from the Settings values (the pipeline loads torch and UMAP: call on a worker)."""
-    from oddscope.core.pipeline import IndexOptions
+    from oddscope.core.workflows.pipeline import IndexOptions
 
     chosen = {"detectors": tuple(values["detectors"])} if values["detectors"] else {}
     return IndexOptions(encoder=values["encoder"], weights=values["weights"] or None, k=int(values["k"]), **chosen)
@@ -66,7 +66,7 @@ def index_new_project(project_dir, images, values: dict, progress=None) -> dict:
     the window's process import torch, and that import holds the GIL for whole
     tenths of a second (a frozen window).
     """
-    from oddscope.core.pipeline import index_images
+    from oddscope.core.workflows.pipeline import index_images
 
     with Project.create(project_dir) as project:
         summary = index_images(project, images, options=_options(values), progress=progress)
@@ -75,7 +75,7 @@ def index_new_project(project_dir, images, values: dict, progress=None) -> dict:
 
 def import_labels_into(root, path, progress=None):
     """Import a labels CSV through a writer connection of this thread's own."""
-    from oddscope.core.labels_io import import_labels
+    from oddscope.core.project.labels_io import import_labels
 
     with Project.open(root, writable=True) as project:
         return import_labels(project, path)
@@ -100,7 +100,7 @@ def _neighbour_query(root, progress: Progress):
 
 def update_project(root, images, values: dict, reindex: bool, progress=None) -> None:
     """Child process: index (new images or a new encoder) or re-analyse the project at ``root``."""
-    from oddscope.core.pipeline import analyse, index_images
+    from oddscope.core.workflows.pipeline import analyse, index_images
 
     with Project.open(root, writable=True) as project:
         if reindex:
@@ -986,7 +986,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def export_table(self, path):
         """Write the table in the background, from a read-only connection of its own."""
-        from oddscope.core.table import export_table
+        from oddscope.core.project.table import export_table
 
         root = self.model.project.root
 

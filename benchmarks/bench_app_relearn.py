@@ -32,8 +32,8 @@ from _qt import private_app  # also selects the offscreen platform
 
 def make_project(root: Path, n: int, dim: int = 64, seed: int = 0) -> Path:
     """A project of ``n`` items with features, an anomaly score and a map, written through the real store."""
-    from oddscope.core.features import FeatureStore
-    from oddscope.core.store import Project
+    from oddscope.core.project.features import FeatureStore
+    from oddscope.core.project.store import Project
 
     rng = np.random.default_rng(seed)
     centres = rng.normal(scale=3.0, size=(20, 8))

@@ -12,7 +12,7 @@ first batch (which for the fast path includes tracing) is timed separately and
 excluded from images/s.
 
 The last row is the whole pipeline as ``oddscope index`` runs it
-(:func:`oddscope.core.features.extract_features`: PNG decoding and resizing in
+(:func:`oddscope.core.workflows.extraction.extract_features`: PNG decoding and resizing in
 DataLoader workers, normalisation, the default encoder, rows written to the
 feature file and marked done in the project) on demo cutouts written to a
 temporary folder; its images/s are counted after the first batch, like the
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from oddscope.core.encoders import DEFAULT_ENCODER, Encoder, load_encoder
+from oddscope.core.models.encoders import DEFAULT_ENCODER, Encoder, load_encoder
 
 ROUNDS = 3
 
@@ -71,9 +71,9 @@ def _variants(spec: str, batch_size: int) -> dict[str, Encoder]:
 
 def time_pipeline(spec: str, n_images: int, batch_size: int) -> tuple[float, float]:
     """(images/s after the first batch, seconds of the first batch) of a real extraction run."""
-    from oddscope.core.demo import make_demo
-    from oddscope.core.features import extract_features
-    from oddscope.core.store import Project
+    from oddscope.core.data.demo import make_demo
+    from oddscope.core.workflows.extraction import extract_features
+    from oddscope.core.project.store import Project
 
     with tempfile.TemporaryDirectory() as tmp:
         demo = make_demo(Path(tmp) / "demo", n_images=n_images, seed=3)

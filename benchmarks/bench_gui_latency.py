@@ -30,7 +30,7 @@ def main() -> int:
 
     from PySide6.QtCore import QEventLoop, QTimer
 
-    from oddscope.core.demo import make_demo
+    from oddscope.core.data.demo import make_demo
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

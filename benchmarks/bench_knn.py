@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from oddscope.core.knn import KnnIndex, brute_force_knn
+from oddscope.core.models.knn import KnnIndex, brute_force_knn
 
 K = 5
 

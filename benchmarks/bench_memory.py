@@ -35,9 +35,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from hostile import FakeEncoder  # noqa: E402
-from oddscope.core.features import extract_features  # noqa: E402
-from oddscope.core.pipeline import add_source  # noqa: E402
-from oddscope.core.store import Project  # noqa: E402
+from oddscope.core.workflows.extraction import extract_features  # noqa: E402
+from oddscope.core.workflows.pipeline import add_source  # noqa: E402
+from oddscope.core.project.store import Project  # noqa: E402
 
 
 def write_images(folder: Path, n: int, per_folder: int = 1000) -> None:
@@ -88,7 +88,7 @@ def main(argv=None) -> None:
         write_images(work / "more", n_more)
         print(f"images            {args.n:,} + {n_more:,} x 32x32 PNG, written in {time.perf_counter() - t0:.0f} s")
         if args.real:
-            from oddscope.core.encoders import load_encoder
+            from oddscope.core.models.encoders import load_encoder
 
             encoder = load_encoder()
         else:

@@ -19,7 +19,7 @@ import hnswlib
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from oddscope.core.projection import FeatureReducer, MapProjection
+from oddscope.core.models.projection import FeatureReducer, MapProjection
 
 N_COMPONENTS = 20
 N_NEW = 1000

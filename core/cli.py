@@ -1,5 +1,8 @@
 """The ``oddscope`` command: everything the engine does, without a window.
 
+The installed command is :mod:`oddscope.app.cli`, which adds ``open`` and the
+demo's window to this group; core itself never imports the app.
+
 Commands that only read a project open it read-only, so they run while the
 app has it open; commands that write take the project's writer lock.
 """
@@ -12,8 +15,8 @@ from pathlib import Path
 
 import click
 
-from .progress import Cancelled
-from .store import Project, ProjectError
+from oddscope.core.progress import Cancelled
+from oddscope.core.project.store import Project, ProjectError
 
 _PROJECT = click.option("--project", "-p", "project_dir", required=True, type=click.Path(file_okay=False),
                         help="Project folder (created by `oddscope index`).")
@@ -56,7 +59,7 @@ def _friendly_errors(fn):
             raise click.ClickException(str(err).strip("'\"")) from None
         except Exception as err:
             # Only a command that loaded the encoders (and torch) can raise EncoderError.
-            encoders = sys.modules.get("oddscope.core.encoders")
+            encoders = sys.modules.get("oddscope.core.models.encoders")
             if encoders and isinstance(err, encoders.EncoderError):
                 raise click.ClickException(str(err)) from None
             raise
@@ -94,8 +97,8 @@ def index(images, project_dir, reference, encoder, weights, device, batch_size, 
     """Index IMAGES (a folder, searched recursively, or a CSV manifest with a `path` column) into a project:
     features, every detector's scores, the map and clusters. Run it again to add new images: only those
     are encoded."""
-    from .detectors import DEFAULT_DETECTORS
-    from .pipeline import IndexOptions, index_images
+    from oddscope.core.models.detectors import DEFAULT_DETECTORS
+    from oddscope.core.workflows.pipeline import IndexOptions, index_images
 
     options = IndexOptions(encoder=encoder, weights=weights, device=device, k=k, batch_size=batch_size,
                            workers=workers, dtype=dtype, max_pixels=max_pixels, make_map=not no_map,
@@ -134,7 +137,7 @@ def _print_summary(project: Project, summary) -> None:
 
 
 def _print_top(project: Project, n: int) -> None:
-    from .table import project_table, ranking_name
+    from oddscope.core.project.table import project_table, ranking_name
 
     df = project_table(project)
     df = df[df["rank"] > 0].head(n)
@@ -166,7 +169,7 @@ def info(project_dir):
 @_friendly_errors
 def export(project_dir, out):
     """Write the ranked table: path, rank, anomaly_score, every detector, map, clusters, labels, metadata."""
-    from .table import export_table
+    from oddscope.core.project.table import export_table
 
     with Project.open(project_dir) as project:
         export_table(project, out)
@@ -184,7 +187,7 @@ def labels():
 @_friendly_errors
 def labels_import(project_dir, file):
     """Apply the labels in FILE; bad rows are reported with their line numbers and skipped."""
-    from .labels_io import import_labels
+    from oddscope.core.project.labels_io import import_labels
 
     with Project.open(project_dir, writable=True) as project:
         report = import_labels(project, file)
@@ -199,7 +202,7 @@ def labels_import(project_dir, file):
 @_friendly_errors
 def labels_export(project_dir, file):
     """Write every label to FILE."""
-    from .labels_io import export_labels
+    from oddscope.core.project.labels_io import export_labels
 
     with Project.open(project_dir) as project:
         n = export_labels(project, file)
@@ -214,7 +217,7 @@ def labels_export(project_dir, file):
 @_friendly_errors
 def neighbours(project_dir, path, k, metric):
     """The k nearest neighbours of the image at PATH, with distances."""
-    from .retrieval import Neighbours
+    from oddscope.core.workflows.retrieval import Neighbours
 
     with Project.open(project_dir) as project:
         item_id = project.item_id(path)
@@ -238,8 +241,8 @@ def evaluate(ctx, project_dir, truth, as_json):
         return
     if not project_dir or not truth:
         raise click.UsageError("evaluate needs --project and --truth")
-    from .evaluate import evaluate_detectors
-    from .metrics import metrics_table
+    from oddscope.core.workflows.evaluate import evaluate_detectors
+    from oddscope.core.models.metrics import metrics_table
 
     with Project.open(project_dir) as project:
         result = evaluate_detectors(project, truth)
@@ -275,9 +278,9 @@ def evaluate_active(project_dir, truth, batch, rounds, seeds, methods, base, thr
     relevant items found and among the top 100 of the final ranking."""
     import pandas as pd
 
-    from .active_eval import results_table, simulate
-    from .active_project import ActiveSession
-    from .evaluate import read_truth
+    from oddscope.core.workflows.active_eval import results_table, simulate
+    from oddscope.core.workflows.active_session import ActiveSession
+    from oddscope.core.workflows.evaluate import read_truth
 
     with Project.open(project_dir) as project:
         session = ActiveSession(project, "plain", base)
@@ -310,9 +313,9 @@ def evaluate_active(project_dir, truth, batch, rounds, seeds, methods, base, thr
 def rank(project_dir, name, base):
     """Make NAME the project's active ranking: a detector (knn, iforest, ...) or an active-learning method
     (plain, neighbourscore, protege, oddscope), which is fitted on the labels so far."""
-    from .active import RANKERS
-    from .active_project import apply_active_ranking
-    from .table import detector_names
+    from oddscope.core.models.rankers import RANKERS
+    from oddscope.core.workflows.active_session import apply_active_ranking
+    from oddscope.core.project.table import detector_names
 
     with Project.open(project_dir, writable=True) as project:
         known = detector_names(project)
@@ -337,8 +340,8 @@ def rank(project_dir, name, base):
 @_friendly_errors
 def demo(out, n_images, seed, no_gui, quiet):
     """Make the demo sky survey (galaxy cutouts with planted anomalies), index it and open it."""
-    from .demo import make_demo
-    from .pipeline import index_images
+    from oddscope.core.data.demo import make_demo
+    from oddscope.core.workflows.pipeline import index_images
 
     out = Path(out)
     bars = _Bars(quiet)
@@ -354,23 +357,11 @@ def demo(out, n_images, seed, no_gui, quiet):
         _print_summary(project, summary)
     click.echo(f"\nEvaluate: oddscope evaluate --project {out / 'project'} --truth {demo_set.truth_csv}")
     if not no_gui:
-        _launch_app(out / "project")
-
-
-@main.command("open")
-@click.argument("project_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--screenshot", type=click.Path(dir_okay=False), help="Render the window offscreen to this PNG and exit.")
-def open_(project_dir, screenshot):
-    """Open PROJECT_DIR in the desktop app."""
-    _launch_app(project_dir, screenshot)
-
-
-def _launch_app(project_dir, screenshot=None) -> None:
-    try:
-        from oddscope.app.main import run_app
-    except ImportError as err:
-        raise click.ClickException(f"the desktop app is not available: {err}") from None
-    sys.exit(run_app(project_dir, screenshot=screenshot))
+        open_app = (click.get_current_context().obj or {}).get("open_app")
+        if open_app is None:
+            raise click.ClickException(f"no desktop app in this command; open the demo with "
+                                       f"`oddscope open {out / 'project'}`")
+        open_app(out / "project")
 
 
 if __name__ == "__main__":

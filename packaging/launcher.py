@@ -1,4 +1,4 @@
 """Entry point of the desktop bundle: the same `oddscope` command line."""
-from oddscope.core.cli import main
+from oddscope.app.cli import main
 
 main()

@@ -167,7 +167,7 @@ class SquareResize:
 
 
 class FakeEncoder:
-    """A stand-in for :func:`oddscope.core.encoders.load_encoder`'s result: fast and deterministic.
+    """A stand-in for :func:`oddscope.core.models.encoders.load_encoder`'s result: fast and deterministic.
 
     Features are a fixed random projection of the resized pixels, so equal
     images give equal features and different images different ones.  The

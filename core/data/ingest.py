@@ -1,0 +1,112 @@
+"""Finding the images: a folder walked recursively, or a CSV manifest.
+
+Scanning only looks at names and file-system facts (no decoding), so it is
+fast on a million files.  Files that are plainly unusable (broken link, no
+permission, empty, a name SQLite cannot store) are reported here with a
+reason; undecodable contents are found later, while extracting features.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from oddscope.core.data.images import is_image_path
+
+
+@dataclass
+class ScanResult:
+    paths: list[str] = field(default_factory=list)
+    metas: list[dict] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+
+def _problem(path: str) -> str | None:
+    """Why a file cannot be used, judged without opening it as an image."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8; rename the file"
+    if os.path.islink(path) and not os.path.exists(path):
+        return "broken symbolic link"
+    try:
+        size = os.stat(path).st_size
+    except OSError as err:
+        return f"cannot access file: {err.strerror or err}"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    if size == 0:
+        return "empty file (0 bytes)"
+    return None
+
+
+def scan_folder(root) -> ScanResult:
+    """Every image file under ``root`` (recursive, sorted, symlinked files followed)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder")
+    result = ScanResult()
+
+    def unlisted(err: OSError) -> None:
+        result.skipped.append((_printable(err.filename), f"cannot list folder: {err.strerror or err}"))
+
+    for folder, dirs, files in os.walk(root, onerror=unlisted):
+        dirs.sort()
+        for name in sorted(files):
+            if not is_image_path(name):
+                continue
+            path = os.path.join(folder, name)
+            reason = _problem(path)
+            if reason:
+                result.skipped.append((_printable(path), reason))
+            else:
+                result.paths.append(path)
+                result.metas.append({})
+    return result
+
+
+def read_manifest(csv_path) -> ScanResult:
+    """Images listed in a CSV with a ``path`` column; every other column is kept as metadata.
+
+    Relative paths are relative to the CSV file's folder.  Bytes that are not
+    UTF-8 cost only their row: such a path is skipped with a reason, such a
+    metadata value is kept with the bytes written as ``\\xNN``.
+    """
+    csv_path = Path(csv_path)
+    result = ScanResult()
+    with open(csv_path, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or "path" not in reader.fieldnames:
+            raise ValueError(f"{csv_path} needs a 'path' column (found: {', '.join(reader.fieldnames or [])})")
+        for line, row in enumerate(reader, start=2):
+            raw = (row.pop("path") or "").strip()
+            if not raw:
+                result.skipped.append((f"{csv_path.name}:{line}", "empty path"))
+                continue
+            path = str(Path(raw) if Path(raw).is_absolute() else csv_path.parent / raw)
+            reason = _problem(path)
+            if reason:
+                result.skipped.append((_printable(path), reason))
+                continue
+            result.paths.append(path)
+            result.metas.append({_printable(k): _value(_printable(v)) for k, v in row.items() if k})
+    return result
+
+
+def _value(text: str | None):
+    """Numbers stay numbers so metadata columns can colour the map."""
+    if text is None:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _printable(text: str | None) -> str | None:
+    """Text safe for SQLite, CSV and terminals: undecodable bytes (surrogate escapes) become ``\\xNN``."""
+    return None if text is None else os.fsencode(text).decode("utf-8", "backslashreplace")

@@ -1,0 +1,503 @@
+"""Active learning: re-rank anomalies around what the user finds interesting.
+
+An anomaly score ranks artefacts and dull outliers as high as the objects a
+scientist is after.  The user scores items 0-5 (Astronomaly-style relevance:
+0 = artefact / junk, 5 = exactly what I want) and a :class:`Ranker` turns the
+anomaly score plus those labels into a new ranking.  Every method has the same
+interface so the app, the CLI and the simulated-user evaluation
+(:mod:`oddscope.core.workflows.active_eval`) can swap them:
+
+* ``plain``          - the anomaly score unchanged (baseline, ignores labels);
+* ``neighbourscore`` - Astronomaly's NeighbourScore (Lochner & Bassett 2021);
+* ``protege``        - Astronomaly's Protege (GP regression + expected improvement);
+* ``oddscope``       - ours: kernel label smoothing over a precomputed kNN graph
+  with a per-item evidence count, an optimistic (UCB) acquisition, weighted by
+  the anomaly prior.  Cheap per update at 10^5-10^6 items.
+
+Conventions: ``anomaly`` is higher = more anomalous and may hold NaN for
+skipped items; every ranker gives those items a NaN score, and
+:func:`rank_order` puts NaN last, so they are never shown first.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import hnswlib
+import numpy as np
+from scipy import sparse
+from scipy.special import ndtr
+from scipy.stats import norm
+from sklearn.decomposition import PCA
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import Matern, WhiteKernel
+
+from oddscope.core.progress import as_progress
+
+RELEVANCE_MAX = 5.0
+_CHUNK = 8192  # rows per block in the brute-force distance loops
+
+
+def rank_order(scores, exclude=None) -> np.ndarray:
+    """Item indices by descending score: stable (ties keep index order), NaN last.
+
+    ``exclude`` (indices or a boolean mask) is dropped from the result, e.g.
+    the items already labelled.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 1:
+        raise ValueError(f"scores must be 1-D, got shape {scores.shape}")
+    order = np.argsort(-scores, kind="stable")  # -NaN is NaN: argsort puts it last
+    if exclude is None:
+        return order
+    drop = np.zeros(scores.size, dtype=bool)
+    exclude = np.asarray(exclude)
+    if exclude.dtype == bool:
+        if exclude.shape != scores.shape:
+            raise ValueError("a boolean exclude mask must have the shape of scores")
+        drop = exclude
+    else:
+        drop[exclude.astype(np.intp)] = True
+    return order[~drop[order]]
+
+
+def _check_features(X) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"X must be a non-empty 2-D array (n_items, n_features), got shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError("X contains NaN or infinite values")
+    return X
+
+
+def _check_fit_inputs(n, anomaly, labelled_idx, labelled_scores):
+    anomaly = np.asarray(anomaly, dtype=np.float64)
+    if anomaly.shape != (n,):
+        raise ValueError(f"anomaly must have shape ({n},), got {anomaly.shape}")
+    if np.isinf(anomaly).any():
+        raise ValueError("anomaly contains infinite values (use NaN for skipped items)")
+    idx = np.asarray(labelled_idx if labelled_idx is not None else [], dtype=np.int64).ravel()
+    y = np.asarray(labelled_scores if labelled_scores is not None else [], dtype=np.float64).ravel()
+    if idx.shape != y.shape:
+        raise ValueError(f"{idx.size} labelled indices but {y.size} labelled scores")
+    if idx.size:
+        if idx.min() < 0 or idx.max() >= n:
+            raise ValueError(f"labelled_idx must lie in [0, {n})")
+        if np.unique(idx).size != idx.size:
+            raise ValueError("labelled_idx contains duplicates")
+        if not np.isfinite(y).all() or y.min() < 0 or y.max() > RELEVANCE_MAX:
+            raise ValueError(f"labelled_scores must be finite and within [0, {RELEVANCE_MAX:g}]")
+    return anomaly, idx, y
+
+
+def _rescale(values, low=0.0, high=RELEVANCE_MAX):
+    """Min-max rescale finite values onto [low, high] (NaN kept), as Astronomaly's ScoreConverter."""
+    finite = np.isfinite(values)
+    out = np.full(values.shape, np.nan)
+    if finite.any():
+        v = values[finite]
+        span = v.max() - v.min()
+        out[finite] = high if span == 0 else low + (high - low) * (v - v.min()) / span
+    return out
+
+
+def _nearest_labelled_distance(X, labelled):
+    """Euclidean distance of every row of X to its nearest row of ``labelled`` (exact, chunked)."""
+    lab = labelled.astype(np.float64)
+    lab_sq = (lab**2).sum(1)
+    out = np.empty(X.shape[0])
+    for start in range(0, X.shape[0], _CHUNK):
+        block = X[start : start + _CHUNK].astype(np.float64)
+        d2 = (block**2).sum(1)[:, None] + lab_sq[None, :] - 2.0 * block @ lab.T
+        out[start : start + _CHUNK] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
+    return out
+
+
+def _reduce(X, n_components, random_state):
+    """PCA-reduced float32 copy of X; X itself when ``n_components`` is None or not smaller."""
+    if n_components is None or n_components >= min(X.shape):
+        return X
+    return PCA(n_components, random_state=random_state).fit_transform(X).astype(np.float32)
+
+
+class Ranker:
+    """Base class: validates inputs, caches ``prepare`` and masks skipped items.
+
+    Subclasses implement ``_rank(anomaly, idx, y) -> (scores, relevance)`` and
+    may implement ``_prepare(X, progress)`` to precompute once per feature
+    matrix (X validated, float32).  ``fit`` re-runs ``prepare`` only when it is
+    given a different array object, so pass the same ``X`` on every update:
+    an update then never touches the (possibly huge) feature matrix again.
+    """
+
+    name = "base"
+
+    def __init__(self, random_state=0):
+        self.random_state = random_state
+        self._prepared_for = None
+        self._n_items = None
+        self._scores = None
+        self._relevance = None
+
+    def prepare(self, X, progress=None) -> "Ranker":
+        """One-time work on the features (validation, PCA, graph); ``fit`` reuses it."""
+        Xc = _check_features(X)
+        self._prepare(Xc, as_progress(progress))
+        self._prepared_for = X
+        self._n_items = Xc.shape[0]
+        return self
+
+    def _prepare(self, X, progress):
+        pass
+
+    def fit(self, X, anomaly, labelled_idx=(), labelled_scores=()) -> "Ranker":
+        """Refit on the labels so far; ``labelled_scores`` are the user's 0-5 scores.
+
+        ``X`` may be None once :meth:`prepare` has run (reuse its features).
+        """
+        if X is None and self._prepared_for is None:
+            raise ValueError("X is None but prepare() was never called")
+        if X is not None and X is not self._prepared_for:
+            self.prepare(X)
+        anomaly, idx, y = _check_fit_inputs(self._n_items, anomaly, labelled_idx, labelled_scores)
+        scores, relevance = self._rank(anomaly, idx, y)
+        scores = np.asarray(scores, dtype=np.float64).copy()
+        scores[np.isnan(anomaly)] = np.nan
+        self._scores = scores
+        self._relevance = None if relevance is None else np.clip(relevance, 0.0, RELEVANCE_MAX)
+        return self
+
+    def _rank(self, anomaly, idx, y):
+        raise NotImplementedError
+
+    def scores(self) -> np.ndarray:
+        """(N,) final ranking score: higher = show earlier; NaN for skipped items."""
+        if self._scores is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
+        return self._scores.copy()
+
+    def relevance(self) -> np.ndarray | None:
+        """(N,) predicted user score 0-5 (for colouring the map), or None if the method has none."""
+        if self._scores is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
+        return None if self._relevance is None else self._relevance.copy()
+
+
+class PlainRanker(Ranker):
+    """The anomaly score unchanged: the baseline every learning method must beat."""
+
+    name = "plain"
+
+    def _rank(self, anomaly, idx, y):
+        return anomaly, None
+
+
+class NeighbourScoreRanker(Ranker):
+    """Astronomaly's NeighbourScore (Lochner & Bassett 2021), following their public code.
+
+    A 100-tree random forest regresses the user score ``u`` on the features; ``d``
+    is each item's Euclidean distance to its nearest labelled item (labelled
+    items have 0) and ``mean(d)`` is over all items, as in their
+    ``compute_nearest_neighbour``.  The anomaly score is min-max rescaled to
+    0-5 (their ScoreConverter) and modulated:
+    ``a * tanh(exp(alpha * d / mean(d)) - 1 + arctanh(0.1 + 0.85 * u / 5))``.
+    Far from labels the factor tends to 1 (anomaly order survives); at a
+    labelled item it equals ``f_u``, from 0.1 (u=0) to 0.95 (u=5).
+    Features: as their code, the forest and ``d`` use the features the
+    pipeline gives (here the encoder's).  ``n_components`` reduces them by PCA
+    first (their Galaxy Zoo scripts feed 2-10 PCA dimensions); on the demo
+    that found fewer interesting items (20.7 vs 22.8 at 10 dimensions), so the
+    default (None) keeps the features as given.
+    Deviations: exact vectorised distances instead of a per-item KD-tree loop
+    (same values), and with no labels it returns the rescaled anomaly score
+    (the plain ranking) instead of failing to fit.
+    """
+
+    name = "neighbourscore"
+
+    def __init__(self, random_state=0, alpha=1.0, n_estimators=100, n_components=None, n_jobs=None):
+        super().__init__(random_state)
+        self.alpha = alpha
+        self.n_estimators = n_estimators
+        self.n_components = n_components
+        self.n_jobs = n_jobs
+        self._reduced = None
+
+    def _prepare(self, X, progress):
+        self._reduced = _reduce(X, self.n_components, self.random_state)
+
+    def _rank(self, anomaly, idx, y):
+        a = _rescale(anomaly)
+        if idx.size == 0:
+            return a, None
+        forest = RandomForestRegressor(
+            n_estimators=self.n_estimators, random_state=self.random_state, n_jobs=self.n_jobs
+        )
+        Z = self._reduced
+        u = forest.fit(Z[idx], y).predict(Z)
+        d = _nearest_labelled_distance(Z, Z[idx])
+        return self.combine(a, u, d, self.alpha), u
+
+    @staticmethod
+    def combine(anomaly_0_5, user_score, distance, alpha=1.0):
+        """The NeighbourScore formula on rescaled anomaly, predicted score and distance."""
+        mean_d = float(np.mean(distance))
+        scaled = distance / mean_d if mean_d > 0 else np.zeros_like(distance)
+        f_u = 0.1 + 0.85 * np.asarray(user_score) / RELEVANCE_MAX
+        with np.errstate(over="ignore"):
+            penalty = np.exp(np.minimum(alpha * scaled, 50.0))
+        return anomaly_0_5 * np.tanh(penalty - 1.0 + np.arctanh(f_u))
+
+
+class ProtegeRanker(Ranker):
+    """Astronomaly's Protege (Walmsley et al. 2022): GP regression + expected improvement.
+
+    ``prepare`` reduces the features by PCA (``n_components``, 10 by default);
+    a GaussianProcessRegressor with ``Matern() + WhiteKernel()`` (sklearn
+    defaults, hyper-parameters fitted by marginal likelihood, as Astronomaly)
+    regresses the labels, and items rank by expected improvement over the best
+    score seen with trade-off ``xi`` (0.5).  The anomaly score is not used,
+    except with no labels, where Astronomaly shows items in arbitrary order and
+    this falls back to the plain anomaly ranking.  Cost: O(L^3) fit in labels,
+    O(N L) predict, so it suits hundreds of labels, not tens of thousands.
+    """
+
+    name = "protege"
+
+    def __init__(self, random_state=0, n_components=10, xi=0.5):
+        super().__init__(random_state)
+        self.n_components = n_components
+        self.xi = xi
+        self._reduced = None
+
+    def _prepare(self, X, progress):
+        self._reduced = _reduce(X, self.n_components, self.random_state).astype(np.float64)
+
+    def _rank(self, anomaly, idx, y):
+        if idx.size == 0:
+            return anomaly, None
+        gp = GaussianProcessRegressor(Matern() + WhiteKernel(), random_state=self.random_state)
+        with warnings.catch_warnings():
+            # with few labels the fitted noise / length scale often sit at a bound: expected
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gp.fit(self._reduced[idx], y)
+        n = self._reduced.shape[0]
+        mean = np.empty(n)
+        std = np.empty(n)
+        for start in range(0, n, _CHUNK):
+            block = slice(start, start + _CHUNK)
+            mean[block], std[block] = gp.predict(self._reduced[block], return_std=True)
+        return self.expected_improvement(mean, std, y.max(), self.xi), mean
+
+    @staticmethod
+    def expected_improvement(mean, std, best, xi=0.5):
+        """EI of a Gaussian prediction over ``best + xi`` (as modAL's max_EI)."""
+        std = np.maximum(std, 1e-12)
+        gain = mean - best - xi
+        z = gain / std
+        return gain * ndtr(z) + std * norm.pdf(z)
+
+
+_GRAPH_CHUNK = 16_384  # items added or queried per hnswlib call: progress and Cancel between calls
+_EXACT_ROWS = 1024  # rows per block of the exact graph (a block holds rows x N distances)
+
+
+def _knn_graph(Z, k, exact_limit, random_state, num_threads, progress=None):
+    """(neighbours, Euclidean distances), each (N, k), self excluded.
+
+    Exact chunked brute force up to ``exact_limit`` rows (deterministic);
+    above it an hnswlib graph, O(N log N) to build, whose multi-threaded
+    construction can differ slightly between runs.
+    """
+    progress = as_progress(progress)
+    n = Z.shape[0]
+    if n <= exact_limit:
+        sq = (Z**2).sum(1)
+        nbrs = np.empty((n, k), dtype=np.int64)
+        dist = np.empty((n, k))
+        for start in range(0, n, _EXACT_ROWS):
+            rows = np.arange(start, min(start + _EXACT_ROWS, n))
+            d2 = sq[rows, None] + sq[None, :] - 2.0 * (Z[rows] @ Z.T)
+            d2[np.arange(rows.size), rows] = np.inf
+            part = np.argpartition(d2, k - 1, axis=1)[:, :k]
+            pd2 = np.take_along_axis(d2, part, axis=1)
+            sort = np.argsort(pd2, axis=1, kind="stable")
+            nbrs[rows] = np.take_along_axis(part, sort, axis=1)
+            dist[rows] = np.sqrt(np.maximum(np.take_along_axis(pd2, sort, axis=1), 0.0))
+            progress.update("active: graph", rows[-1] + 1, n)
+        return nbrs, dist
+    index = hnswlib.Index(space="l2", dim=Z.shape[1])
+    # a smoothing graph tolerates a few missed neighbours: favour build speed
+    index.init_index(max_elements=n, ef_construction=64, M=12, random_seed=int(random_state or 0))
+    for start in range(0, n, _GRAPH_CHUNK):
+        stop = min(start + _GRAPH_CHUNK, n)
+        index.add_items(Z[start:stop], np.arange(start, stop), num_threads=num_threads)
+        progress.update("active: graph", stop, 2 * n)
+    index.set_ef(max(2 * (k + 1), 40))
+    labels = np.empty((n, k + 1), np.uint64)
+    d2 = np.empty((n, k + 1), np.float32)
+    for start in range(0, n, _GRAPH_CHUNK):
+        stop = min(start + _GRAPH_CHUNK, n)
+        labels[start:stop], d2[start:stop] = index.knn_query(Z[start:stop], k=k + 1, num_threads=num_threads)
+        progress.update("active: graph", n + stop, 2 * n)
+    labels = labels.astype(np.int64)
+    is_self = labels == np.arange(n)[:, None]
+    # drop self where found, else the farthest returned neighbour
+    keep = ~is_self
+    keep[~is_self.any(axis=1), -1] = False
+    nbrs = labels[keep].reshape(n, k)
+    dist = np.sqrt(np.maximum(d2[keep].reshape(n, k), 0.0))
+    return nbrs, dist
+
+
+class OddscopeRanker(Ranker):
+    """Ours: anomaly prior x optimistic relevance from kernel smoothing on a kNN graph.
+
+    Why: NeighbourScore can only *lower* an item relative to its anomaly rank and
+    never learns that a less anomalous neighbour of a great find is worth
+    showing; Protege ignores the anomaly score and pays O(L^3) per update.  Here:
+
+    * ``prepare`` (once): PCA to ``n_components`` (if wider), centred and, for
+      ``metric="cosine"``, L2-normalised; a kNN graph (``n_neighbors``) with
+      self-tuning Gaussian weights ``w_ij = exp(-d_ij^2 / (s_i s_j))``
+      (``s_i`` = distance to the k-th neighbour), symmetrised.
+    * ``fit`` (every update): each item collects label *evidence* ``E`` and a
+      label *sum* ``V`` from labelled items within ``hops`` graph steps (hop h
+      weighted ``decay^(h-1)``, a labelled item counts itself once; 1 hop by
+      default: a second one reached too far and lost ~3 finds on one demo).  Its
+      relevance posterior shrinks the local label mean towards the global mean
+      ``m`` with ``prior_strength`` c: ``mu = (V + c m) / (E + c)``, with spread
+      ``sigma = s sqrt(c / (E + c))`` (``s`` = label spread, shrunk to 1.5),
+      so an item with no labelled neighbour keeps the full prior uncertainty.
+    * acquisition: ``q^(anomaly_power c / (E + c)) * (mu + exploration * sigma)``
+      (UCB times an anomaly prior that fades with evidence), ``q`` = anomaly
+      rank quantile in (0, 1].  Unexplored regions keep the anomaly order plus an
+      exploration bonus; neighbours of 0-scored artefacts fall to ~0; neighbours
+      of 5-scored finds rise above more anomalous unexplored items, even when
+      they are themselves barely anomalous.  With no labels the ranking is the
+      plain anomaly ranking.
+
+    Cost per update: O(L k) for the first hop (the graph is symmetric, so only
+    the labelled rows are read), O(N k) per further hop, plus O(N) element-wise
+    work: ~4 ms at 10^5 items and ~60 ms at 10^6, flat in L.  The O(N log N)
+    sort of the anomaly score is cached until the score changes.  ``prepare`` is
+    a PCA plus the graph: exact O(N^2) up to ``exact_limit`` items
+    (deterministic), hnswlib above (~5 s at 10^5, ~90 s at 10^6 on 2 cores;
+    multi-threaded builds can differ slightly between runs).
+    """
+
+    name = "oddscope"
+
+    def __init__(
+        self,
+        random_state=0,
+        n_components=32,
+        n_neighbors=10,
+        metric="cosine",
+        hops=1,
+        decay=0.5,
+        prior_strength=1.0,
+        exploration=1.0,
+        anomaly_power=1.0,
+        exact_limit=5_000,
+        num_threads=-1,
+    ):
+        super().__init__(random_state)
+        if metric not in ("cosine", "l2"):
+            raise ValueError(f"metric must be 'cosine' or 'l2', got {metric!r}")
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.metric = metric
+        self.hops = hops
+        self.decay = decay
+        self.prior_strength = prior_strength
+        self.exploration = exploration
+        self.anomaly_power = anomaly_power
+        self.exact_limit = exact_limit
+        self.num_threads = num_threads
+        self._weights = None
+        self._inv_degree = None
+        self._quantile_cache = None
+
+    def _prepare(self, X, progress):
+        n = X.shape[0]
+        if n < 2:
+            raise ValueError("the oddscope ranker needs at least 2 items")
+        progress.update("active: reduce", 0, 1)
+        Z = _reduce(X, self.n_components, self.random_state)
+        Z = Z - Z.mean(axis=0)
+        if self.metric == "cosine":
+            Z = Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
+        Z = np.ascontiguousarray(Z, dtype=np.float32)
+        progress.update("active: reduce", 1, 1)
+        k = min(self.n_neighbors, n - 1)
+        nbrs, dist = _knn_graph(Z, k, self.exact_limit, self.random_state, self.num_threads, progress)
+        scale = np.maximum(dist[:, -1], max(float(np.median(dist[:, -1])), 1e-12) * 1e-3)
+        weight = np.exp(-(dist**2) / (scale[:, None] * scale[nbrs]))
+        rows = np.repeat(np.arange(n), k)
+        W = sparse.csr_matrix((weight.ravel(), (rows, nbrs.ravel())), shape=(n, n))
+        W = W.maximum(W.T).tocsr()
+        self._weights = W
+        self._inv_degree = 1.0 / np.asarray(W.sum(axis=1)).ravel()
+
+    def _evidence(self, idx, y):
+        """Label evidence E and label sum V per item, gathered over ``hops`` graph steps.
+
+        W is symmetric, so the first hop only reads the labelled items' rows:
+        O(L k); each further hop is a full sparse mat-vec, O(N k).
+        """
+        n = self._weights.shape[0]
+        values = np.column_stack([np.ones(idx.size), y])
+        total = np.zeros((n, 2))
+        total[idx] = values
+        hop = np.asarray(self._weights[idx].T @ values)
+        total += hop
+        for h in range(1, self.hops):
+            hop = self._weights @ (self._inv_degree[:, None] * hop)
+            total += self.decay**h * hop
+        return total[:, 0], total[:, 1]
+
+    def _quantile(self, anomaly):
+        """Anomaly rank quantile, 1 for the most anomalous (ties as in rank_order).
+
+        Cached: the anomaly score rarely changes between updates and the sort is
+        the costliest step of an update at 10^6 items.
+        """
+        cached = self._quantile_cache
+        if cached is not None and np.array_equal(cached[0], anomaly, equal_nan=True):
+            return cached[1]
+        finite = np.flatnonzero(np.isfinite(anomaly))
+        q = np.full(anomaly.size, np.nan)
+        q[finite[rank_order(anomaly[finite])]] = np.arange(finite.size, 0, -1) / max(finite.size, 1)
+        self._quantile_cache = (anomaly.copy(), q)
+        return q
+
+    def _rank(self, anomaly, idx, y):
+        q = self._quantile(anomaly)
+        if idx.size == 0:
+            return q, None
+        evidence, total = self._evidence(idx, y)
+        c = self.prior_strength
+        mean_label = (y.sum() + RELEVANCE_MAX / 2) / (y.size + 1)
+        spread = np.sqrt((((y - mean_label) ** 2).sum() + 1.5**2) / (y.size + 1))
+        mu = (total + c * mean_label) / (evidence + c)
+        sigma = spread * np.sqrt(c / (evidence + c))
+        # the anomaly prior weighs fully where no label reaches and fades with evidence
+        weight = q ** (self.anomaly_power * c / (evidence + c))
+        return weight * (mu + self.exploration * sigma), mu
+
+
+RANKERS = {
+    cls.name: cls for cls in (PlainRanker, NeighbourScoreRanker, ProtegeRanker, OddscopeRanker)
+}
+
+
+def make_ranker(name, **kw) -> Ranker:
+    """A ranker by name (see ``RANKERS``); keyword arguments go to its constructor."""
+    try:
+        cls = RANKERS[name]
+    except KeyError:
+        raise ValueError(f"unknown ranker {name!r}; choose from {sorted(RANKERS)}") from None
+    return cls(**kw)

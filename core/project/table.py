@@ -1,0 +1,114 @@
+"""One row per item with everything known about it: the view behind export and the app.
+
+The active ranking is a project setting naming either a detector (``knn``,
+``iforest``, ...) or an active-learning method whose scores were stored as
+``rank_<method>``; ``anomaly_score`` and ``rank`` always follow it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from oddscope.core.progress import as_progress
+from oddscope.core.project.store import Project
+
+CLUSTER_COLUMNS = ("cluster_kmeans", "cluster_gmm", "cluster_ward")
+
+
+def detector_names(project: Project) -> list[str]:
+    return [n[len("score_"):] for n in project.array_names() if n.startswith("score_")]
+
+
+def ranking_name(project: Project) -> str:
+    return project.get_setting("ranking") or "knn"
+
+
+def ranking_scores(project: Project, name: str | None = None) -> np.ndarray:
+    """Per-item scores of a ranking (higher first); NaN for items outside it."""
+    name = name or ranking_name(project)
+    for array in (f"rank_{name}", f"score_{name}"):
+        values = project.load_array(array)
+        if values is not None:
+            return values.astype(np.float64)
+    raise KeyError(f"no ranking {name!r} in {project.root}; known: {', '.join(detector_names(project))}")
+
+
+def rank_of(scores: np.ndarray) -> np.ndarray:
+    """1-based rank per item (1 = most anomalous); 0 where the score is NaN."""
+    order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")
+    ranks = np.empty(len(scores), dtype=np.int64)
+    ranks[order] = np.arange(1, len(scores) + 1)
+    ranks[np.isnan(scores)] = 0
+    return ranks
+
+
+def read_project_table(root, progress=None) -> pd.DataFrame:
+    """:func:`project_table` of the project at ``root`` through a read-only connection of its own:
+    for worker threads and child processes (a sqlite3 connection must not serve two threads at once)."""
+    progress = as_progress(progress)
+    progress.update("reading the project", 0, 1)
+    with Project.open(root) as project:
+        table = project_table(project)
+    progress.update("reading the project", 1, 1)
+    return table
+
+
+def project_table(project: Project, roles=("test",), absolute_paths: bool = True) -> pd.DataFrame:
+    """The export table, sorted by the active ranking (unranked items last)."""
+    items = project.items()
+    df = pd.DataFrame(index=items.index)
+    df.index.name = "item_id"
+    df["path"] = project.resolve_all(items["path"]) if absolute_paths else list(items["path"])
+    df["status"] = items["status"]
+    df["reason"] = items["reason"]
+    df["role"] = items["role"]
+    scores = _padded(ranking_scores(project) if detector_names(project) else None, len(df))
+    df["rank"] = rank_of(scores)
+    df["anomaly_score"] = scores
+    for name in detector_names(project):
+        df[f"score_{name}"] = _padded(project.load_array(f"score_{name}"), len(df))
+    rel = project.load_array(f"relevance_{ranking_name(project)}")
+    if rel is not None:
+        df["predicted_relevance"] = _padded(rel, len(df))
+    umap = project.load_array("umap")
+    df["umap_x"] = _padded(None if umap is None else umap[:, 0], len(df))
+    df["umap_y"] = _padded(None if umap is None else umap[:, 1], len(df))
+    for column in CLUSTER_COLUMNS:
+        values = project.load_array(column)
+        if values is not None:
+            df[column] = _padded(values, len(df), fill=-1).astype(np.int64)
+    if "cluster_kmeans" in df:
+        df["cluster"] = df["cluster_kmeans"]
+    labels = project.labels()
+    df["label_score"] = labels["score"].reindex(df.index)
+    df["tags"] = [";".join(t) if isinstance(t, list) else "" for t in labels["tags"].reindex(df.index)]
+    meta = items.drop(columns=["path", "role", "status", "reason"])
+    clash = set(meta.columns) & set(df.columns)
+    df = df.join(meta.rename(columns={c: f"meta_{c}" for c in clash}))
+    if roles:
+        df = df[df["role"].isin(roles)]
+    return df.sort_values(["rank"], key=lambda r: r.replace(0, np.iinfo(np.int64).max), kind="stable")
+
+
+def _padded(values, n: int, fill=np.nan) -> np.ndarray:
+    out = np.full(n, fill, dtype=np.float64)
+    if values is not None:
+        values = np.asarray(values)
+        out[: min(n, len(values))] = values[:n]
+    return out
+
+
+def export_table(project: Project, out) -> Path:
+    """Write the table to ``.csv`` or ``.parquet`` (by extension)."""
+    out = Path(out)
+    df = project_table(project).reset_index()
+    if out.suffix.lower() == ".parquet":
+        df.to_parquet(out, index=False)
+    elif out.suffix.lower() == ".csv":
+        df.to_csv(out, index=False)
+    else:
+        raise ValueError(f"export to .csv or .parquet, not {out.suffix or 'no extension'}")
+    return out

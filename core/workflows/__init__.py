@@ -1,0 +1,5 @@
+"""The workflows that join models to projects: indexing, extraction, active learning, retrieval, evaluation.
+
+Each is a plain function or class taking an open project, so the CLI, the app's
+background tasks and scripts run the same code.
+"""

@@ -1,0 +1,83 @@
+"""Active learning on a project: a ranker prepared once, refitted after every label.
+
+The ranker (see :mod:`oddscope.core.models.rankers`) works on positions in the
+project's analysed items (``test_ids``); this module maps labels from the store
+onto those positions and writes the result back as per-item arrays
+``rank_<method>`` and ``relevance_<method>``, which the export table, the CLI
+and the app read like any detector score.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from oddscope.core.models.rankers import RANKERS, make_ranker
+from oddscope.core.project.features import load_features
+from oddscope.core.progress import as_progress
+from oddscope.core.project.store import Project
+
+BASE_SETTING = "anomaly_detector"
+
+
+def base_detector(project: Project) -> str:
+    """The detector whose scores are the anomaly prior of the active rankers."""
+    ranking = project.get_setting("ranking") or "knn"
+    return project.get_setting(BASE_SETTING) or (ranking if ranking not in RANKERS else "knn")
+
+
+class ActiveSession:
+    """Holds features and a prepared ranker in memory so each refit is cheap."""
+
+    def __init__(self, project: Project, method: str = "oddscope", base: str | None = None, progress=None,
+                 **ranker_kw):
+        self.method = method
+        self.base = base or base_detector(project)
+        self.ids = project.load_array("test_ids")
+        if self.ids is None:
+            raise ValueError(f"{project.root} has not been analysed yet; run `oddscope index`")
+        anomaly = project.load_array(f"score_{self.base}")
+        if anomaly is None:
+            raise ValueError(f"no scores of detector {self.base!r} in {project.root}")
+        self.n_items = project.n_items
+        self.anomaly = anomaly[self.ids].astype(np.float64)
+        progress = as_progress(progress)
+        progress.update("active: reading features", 0, 1)
+        self.X = load_features(project, project.get_setting("encoder")["key"], self.ids)
+        self._position = pd.Series(np.arange(len(self.ids)), index=self.ids)
+        self.ranker = make_ranker(method, **ranker_kw).prepare(self.X, progress)
+
+    def refit(self, labels: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """Refit on the store's labels; returns per-item (scores, predicted relevance or None)."""
+        scored = labels["score"].dropna()
+        scored = scored[scored.index.isin(self._position.index)]
+        self.ranker.fit(self.X, self.anomaly, self._position[scored.index].to_numpy(), scored.to_numpy())
+        relevance = self.ranker.relevance()
+        return self._per_item(self.ranker.scores()), None if relevance is None else self._per_item(relevance)
+
+    def _per_item(self, values: np.ndarray) -> np.ndarray:
+        out = np.full(self.n_items, np.nan, dtype=np.float32)
+        out[self.ids] = values
+        return out
+
+    def save(self, project: Project, scores: np.ndarray, relevance: np.ndarray | None) -> None:
+        """Store the ranking and make it the project's active one."""
+        project.save_array(f"rank_{self.method}", scores)
+        if relevance is not None:
+            project.save_array(f"relevance_{self.method}", relevance)
+        project.set_setting(BASE_SETTING, self.base)
+        project.set_setting("ranking", self.method)
+
+
+def apply_active_ranking(project: Project, method: str, base: str | None = None) -> float:
+    """Fit ``method`` on the current labels, store it as the active ranking; returns seconds taken."""
+    t0 = time.perf_counter()
+    session = ActiveSession(project, method, base)
+    scores, relevance = session.refit(project.labels())
+    session.save(project, scores, relevance)
+    seconds = time.perf_counter() - t0
+    project.record_run("ranking", method, {"base": session.base, "labels": int(project.labels()["score"].notna().sum())},
+                       project.get_setting("encoder")["key"], seconds)
+    return seconds

@@ -1,0 +1,117 @@
+"""Feature extraction: images -> encoder -> the project's feature matrix.
+
+Work goes in batches; after each batch the rows are written and fsynced and
+only then marked done in the project database.  A run that is cancelled or
+killed therefore resumes with the first unfinished batch, and a second run on
+the same folder computes only the new images.
+
+Decoding and resizing run in DataLoader worker processes; the main process
+only normalises and runs the (traced, batch-norm-folded) network.  torch is
+imported only here, when extracting.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from oddscope.core.data.images import DEFAULT_MAX_PIXELS, ImageReadError, _reason, load_rgb8
+from oddscope.core.progress import as_progress
+from oddscope.core.project.features import FeatureStore, encoder_key
+from oddscope.core.project.store import Project
+
+
+class _DecodeDataset:
+    """Decodes and resizes one image; a failure becomes a reason, never an exception.
+
+    A map-style dataset for torch's DataLoader (any ``__getitem__``/``__len__`` will do).
+    """
+
+    def __init__(self, ids, paths, preprocess, size: int, max_pixels: int):
+        self.ids, self.paths = list(ids), list(paths)
+        self.preprocess, self.size, self.max_pixels = preprocess, size, max_pixels
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        try:
+            image = self.preprocess(load_rgb8(self.paths[i], self.max_pixels, target_side=2 * self.size))
+            return self.ids[i], image, None
+        except ImageReadError as err:
+            return self.ids[i], None, str(err)
+        except Exception as err:  # noqa: BLE001 - a decoder bug on one file must not end the run
+            return self.ids[i], None, _reason(err)
+
+
+def _collate(batch):
+    size = next((img.shape for _, img, _ in batch if img is not None), None)
+    ids = np.array([b[0] for b in batch], dtype=np.int64)
+    ok = np.array([b[1] is not None for b in batch])
+    images = np.stack([b[1] for b in batch if b[1] is not None]) if size else None
+    reasons = [b[2] for b in batch]
+    return ids, ok, images, reasons
+
+
+def _worker_init(_):
+    import torch
+
+    torch.set_num_threads(1)  # workers only decode; the network gets the cores
+
+
+def default_workers() -> int:
+    """Decoding processes: one per spare core, at least one so decoding overlaps the forward pass."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+@dataclass
+class ExtractionReport:
+    encoder_key: str
+    computed: int = 0
+    reused: int = 0
+    skipped: list = field(default_factory=list)  # (item_id, reason)
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.computed / self.seconds if self.seconds else 0.0
+
+
+def extract_features(project: Project, encoder, batch_size: int = 32, num_workers: int | None = None,
+                     dtype=np.float32, max_pixels: int = DEFAULT_MAX_PIXELS, progress=None) -> ExtractionReport:
+    """Compute features for every item of ``project`` that has none yet for ``encoder``."""
+    from torch.utils.data import DataLoader
+
+    progress = as_progress(progress)
+    key = encoder_key(encoder)
+    items = project.items(with_meta=False)
+    done = set(project.features_done(key).tolist())
+    todo = items[~items["status"].isin(["skipped", "missing"]) & ~items.index.isin(list(done))]
+    report = ExtractionReport(key, reused=len(done))
+    store = FeatureStore(project.root / "features" / f"{key}.npy", encoder.dim, dtype)
+    store.open(max(project.n_items, 1))  # room for every item's row
+    if not len(todo):
+        return report
+    paths = project.resolve_all(todo["path"])
+    dataset = _DecodeDataset(todo.index, paths, encoder.preprocessor(), encoder.input_size, max_pixels)
+    workers = default_workers() if num_workers is None else num_workers
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
+                        worker_init_fn=_worker_init if workers else None, prefetch_factor=4 if workers else None)
+    start = time.perf_counter()
+    progress.update("features", 0, len(todo))
+    finished = 0
+    for ids, ok, images, reasons in loader:
+        good = ids[ok]
+        if len(good):
+            store.write_rows(good, encoder.encode(images))
+        skipped = [(int(i), "skipped", r) for i, r in zip(ids, reasons) if r is not None]
+        project.mark_features_done(key, good, skipped)
+        report.computed += len(good)
+        report.skipped += [(i, r) for i, _, r in skipped]
+        finished += len(ids)
+        report.seconds = time.perf_counter() - start
+        progress.update("features", finished, len(todo))
+    return report

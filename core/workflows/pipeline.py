@@ -1,0 +1,190 @@
+"""The indexing pipeline: folder -> features -> scores, map, clusters, in a project.
+
+Each stage is a plain function taking an open :class:`Project`, so the CLI, the
+app's background worker and scripts run the same code.  Re-running is cheap:
+features are cached per encoder and only new images are encoded; the analysis
+stages (scores, map, clusters) are recomputed over everything, since a new
+image changes everyone's neighbours.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from oddscope.core.models.clustering import cluster_all
+from oddscope.core.models.detectors import DEFAULT_DETECTORS, make_detector
+from oddscope.core.project.features import encoder_key, load_features
+from oddscope.core.workflows.extraction import ExtractionReport, extract_features
+from oddscope.core.data.ingest import ScanResult, read_manifest, scan_folder
+from oddscope.core.progress import as_progress
+from oddscope.core.models.projection import MapProjection
+from oddscope.core.workflows.retrieval import drop_indexes, index_path, save_index
+from oddscope.core.project.store import Project
+
+MAP_MODEL = "map.joblib"
+PLAIN_KNN = ("knn", "knn-l2", "knn-l1")  # the detectors that `-k` sets
+
+
+@dataclass
+class IndexOptions:
+    encoder: str = "efficientnet-lite0"
+    weights: str | None = None
+    device: str = "auto"
+    detectors: tuple = DEFAULT_DETECTORS
+    k: int = 5
+    batch_size: int = 32
+    workers: int | None = None
+    dtype: str = "float32"
+    max_pixels: int | None = None
+    make_map: bool = True
+    make_clusters: bool = True
+
+
+@dataclass
+class IndexSummary:
+    n_items: int
+    n_new: int
+    skipped: list = field(default_factory=list)  # (path, reason)
+    extraction: ExtractionReport | None = None
+    encoder: dict | None = None
+    mode: str = "unsupervised"
+    seconds: dict = field(default_factory=dict)
+
+
+def collect(source) -> ScanResult:
+    """A folder (recursive) or a CSV manifest."""
+    return read_manifest(source) if str(source).lower().endswith(".csv") else scan_folder(source)
+
+
+def add_source(project: Project, source, role: str = "test") -> tuple[int, list]:
+    """Register the images of ``source``; files unusable at a glance are stored as skipped."""
+    scan = collect(source)
+    n_new = project.add_items(scan.paths, role=role, metas=scan.metas)
+    if scan.skipped:
+        project.add_items([p for p, _ in scan.skipped], role=role)
+        project.set_status((project.item_id(p), "skipped", r) for p, r in scan.skipped)
+    return n_new, scan.skipped
+
+
+def index_images(project: Project, images=None, reference=None, options: IndexOptions | None = None,
+                 progress=None) -> IndexSummary:
+    """Everything ``oddscope index`` does, on a writable project."""
+    from oddscope.core.models.encoders import load_encoder
+
+    options = options or IndexOptions()
+    progress = as_progress(progress)
+    summary = IndexSummary(n_items=0, n_new=0)
+    t0 = time.perf_counter()
+    if images is not None:
+        n_new, skipped = add_source(project, images, "test")
+        summary.n_new += n_new
+    if reference is not None:
+        n_new, _ = add_source(project, reference, "reference")
+        summary.n_new += n_new
+    project.check_files()  # files that disappeared become 'missing', returned ones usable again
+    summary.seconds["scan"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    encoder = load_encoder(options.encoder, weights=options.weights, device=options.device)
+    summary.encoder = encoder.describe()
+    extra = {"max_pixels": options.max_pixels} if options.max_pixels else {}
+    summary.extraction = extract_features(project, encoder, batch_size=options.batch_size,
+                                          num_workers=options.workers, dtype=np.dtype(options.dtype),
+                                          progress=progress, **extra)
+    project.set_setting("encoder", {**summary.encoder, "key": encoder_key(encoder)})
+    summary.seconds["features"] = time.perf_counter() - t0
+
+    summary.mode = analyse(project, options, progress=progress, timings=summary.seconds)
+    summary.n_items = project.n_items
+    summary.skipped = [tuple(r) for r in write_skipped_report(project).itertuples(index=False)]
+    return summary
+
+
+def analyse(project: Project, options: IndexOptions | None = None, progress=None, timings=None) -> str:
+    """Scores of every detector, the map and the clusters, from the cached features."""
+    options = options or IndexOptions()
+    progress = as_progress(progress)
+    timings = {} if timings is None else timings
+    key = project.get_setting("encoder")["key"]
+    done = set(project.features_done(key).tolist())
+    test_ids = np.array([i for i in project.ids_with_status("ok", "test") if i in done], dtype=np.int64)
+    ref_ids = np.array([i for i in project.ids_with_status("ok", "reference") if i in done], dtype=np.int64)
+    if len(test_ids) < 2:
+        raise ValueError(f"only {len(test_ids)} readable image(s) to analyse; Oddscope needs at least 2")
+    X = load_features(project, key, test_ids)
+    mode = "reference" if len(ref_ids) else "unsupervised"
+    memory = load_features(project, key, ref_ids) if len(ref_ids) else X
+    n = project.n_items
+    project.save_array("test_ids", test_ids)
+    drop_indexes(project)  # built for the previous analysis
+
+    for step, name in enumerate(options.detectors):
+        progress.update("scores", step, len(options.detectors))
+        t0 = time.perf_counter()
+        detector = make_detector(name, **({"k": options.k} if name in PLAIN_KNN else {}))
+        values = detector.fit(memory).score(X, exclude_self=(mode == "unsupervised"))
+        project.save_array(f"score_{name}", _scatter(values, test_ids, n))
+        if mode == "unsupervised":
+            _keep_index(project, key, detector, len(test_ids))
+        seconds = time.perf_counter() - t0
+        project.record_run("detector", name, {**detector.params(), "mode": mode}, key, seconds)
+        timings[f"score_{name}"] = seconds
+    progress.update("scores", len(options.detectors), len(options.detectors))
+    if project.get_setting("ranking") not in options.detectors:
+        project.set_setting("ranking", options.detectors[0])
+
+    if options.make_map:
+        t0 = time.perf_counter()
+        progress.update("map", 0, 1)
+        projection = MapProjection().fit(X, progress=progress)
+        project.save_array("umap", _scatter(projection.embedding_, test_ids, n))
+        (project.root / "models").mkdir(exist_ok=True)
+        projection.save(project.root / "models" / MAP_MODEL)
+        timings["map"] = time.perf_counter() - t0
+        project.record_run("map", "umap", {"n": len(test_ids)}, key, timings["map"])
+        progress.update("map", 1, 1)
+
+    if options.make_clusters:
+        t0 = time.perf_counter()
+        progress.update("clusters", 0, 1)
+        for column, labels in cluster_all(X).items():
+            project.save_array(column, _scatter(labels, test_ids, n, fill=-1))
+        timings["clusters"] = time.perf_counter() - t0
+        project.record_run("clusters", "clusters", {}, key, timings["clusters"])
+        progress.update("clusters", 1, 1)
+    return mode
+
+
+def _keep_index(project: Project, key: str, detector, n: int) -> None:
+    """Save the kNN index a detector built over the analysed items: the app's and the CLI's neighbour
+    searches then start at once instead of building it again (minutes at 10^6 items)."""
+    index = getattr(detector, "index_", None)
+    if index is None or index.metric == "l1":  # exact L1 keeps the matrix itself: not worth a copy
+        return
+    path = index_path(project, key, index.metric, n)
+    if not path.exists():
+        save_index(index, path)
+
+
+def _scatter(values: np.ndarray, ids: np.ndarray, n: int, fill=np.nan) -> np.ndarray:
+    """Per-item array of length ``n`` (every item id), ``fill`` where an item has no value."""
+    values = np.asarray(values)
+    dtype = np.int32 if fill == -1 else np.float32
+    out = np.full((n,) + values.shape[1:], fill, dtype=dtype)
+    out[ids] = values
+    return out
+
+
+def write_skipped_report(project: Project) -> pd.DataFrame:
+    """``skipped.csv`` in the project: every file not indexed (absolute path), with its reason.
+
+    Returns the table it wrote (columns ``path``, ``reason``).
+    """
+    skipped = project.skipped()
+    skipped["path"] = project.resolve_all(skipped["path"])
+    skipped.to_csv(project.root / "skipped.csv", index=False)
+    return skipped

@@ -1,0 +1,91 @@
+"""Nearest neighbours of items or of arbitrary vectors (e.g. a CLIP text query).
+
+Indexes are caches saved under ``index/`` in the project (atomically, so two
+readers cannot corrupt them): the analysis keeps the ones its kNN detectors
+built, any other is built on first use, and all are dropped when the analysis
+is recomputed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from oddscope.core.project.features import load_features
+from oddscope.core.models.knn import KnnIndex
+from oddscope.core.progress import as_progress
+from oddscope.core.project.store import Project
+
+
+class Neighbours:
+    """k nearest neighbours among a project's analysed (test) items."""
+
+    def __init__(self, project: Project, progress=None):
+        """``progress`` reports (and can cancel) the first build of each metric's index: minutes at 10^6 items."""
+        self.project = project
+        self._progress = as_progress(progress)
+        self.key = project.get_setting("encoder")["key"]
+        self.ids = project.load_array("test_ids")
+        if self.ids is None:
+            raise ValueError(f"{project.root} has not been analysed yet; run `oddscope index`")
+        self._row_of = {int(i): r for r, i in enumerate(self.ids)}
+        self._features = None
+        self._indexes: dict[str, KnnIndex] = {}
+
+    @property
+    def features(self) -> np.ndarray:
+        if self._features is None:
+            self._features = load_features(self.project, self.key, self.ids)
+        return self._features
+
+    def index(self, metric: str = "cosine") -> KnnIndex:
+        if metric not in self._indexes:
+            path = index_path(self.project, self.key, metric, len(self.ids))
+            if path.exists():
+                self._indexes[metric] = KnnIndex.load(path)
+            else:
+                index = KnnIndex(metric=metric).build(self.features, self._progress)
+                save_index(index, path)
+                self._indexes[metric] = index
+        return self._indexes[metric]
+
+    def vector(self, item_id: int) -> np.ndarray:
+        return self.features[self._row(item_id)]
+
+    def _row(self, item_id: int) -> int:
+        try:
+            return self._row_of[int(item_id)]
+        except KeyError:
+            raise KeyError(f"item {item_id} has no features (skipped, reference or not analysed)") from None
+
+    def of_item(self, item_id: int, k: int = 10, metric: str = "cosine") -> pd.DataFrame:
+        """The k nearest other items: columns item_id, distance (nearest first)."""
+        rows, dists = self.index(metric).query_rows([self._row(item_id)], k, exclude_self=True)
+        return pd.DataFrame({"item_id": self.ids[rows[0]], "distance": dists[0]})
+
+    def of_vector(self, vector: np.ndarray, k: int = 10, metric: str = "cosine") -> pd.DataFrame:
+        rows, dists = self.index(metric).query(np.asarray(vector, dtype=np.float32)[None, :], k)
+        return pd.DataFrame({"item_id": self.ids[rows[0]], "distance": dists[0]})
+
+
+def index_path(project: Project, key: str, metric: str, n: int) -> Path:
+    """Where the index of the ``n`` analysed items' ``key`` features under ``metric`` is kept."""
+    return project.root / "index" / f"{key}-{metric}-{n}.bin"
+
+
+def save_index(index: KnnIndex, path: Path) -> None:
+    """Write ``index`` (and its sidecar) under a temporary name, then rename: readers never see half."""
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(f".{os.getpid()}-{path.name}")
+    index.save(tmp)
+    for produced in tmp.parent.glob(tmp.name + "*"):  # the index and its sidecar
+        os.replace(produced, path.parent / (path.name + produced.name[len(tmp.name):]))
+
+
+def drop_indexes(project: Project) -> None:
+    """Forget cached indexes (after the set of analysed items changed)."""
+    shutil.rmtree(project.root / "index", ignore_errors=True)

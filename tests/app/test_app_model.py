@@ -1,0 +1,47 @@
+"""The window's model: re-ranking re-sorts the table and keeps the map's bookkeeping right (no Qt views)."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from oddscope.app.model import ProjectModel
+from oddscope.core.project.store import Project
+
+
+@pytest.fixture
+def model(tmp_path, qapp):
+    (tmp_path / "images").mkdir()
+    paths = []
+    for i in range(6):
+        paths.append(tmp_path / "images" / f"im{i}.png")
+        Image.new("RGB", (8, 8)).save(paths[-1])
+    umap = np.arange(12, dtype=np.float32).reshape(6, 2)
+    umap[4] = np.nan  # item 4 is not on the map
+    with Project.create(tmp_path / "project") as project:
+        project.add_items(paths)
+        project.set_status([(i, "ok", None) for i in range(6)])
+        project.save_array("umap", umap)
+        project.save_array("score_knn", np.array([0.1, 0.5, 0.3, 0.9, 0.2, 0.4], np.float32))
+        project.save_array("test_ids", np.arange(6))
+        project.set_setting("ranking", "knn")
+    m = ProjectModel()
+    m.open(tmp_path / "project")
+    yield m
+    m.close()
+
+
+def test_apply_ranking_sorts_by_the_new_scores_with_unscored_items_last(model):
+    assert list(model.table.index) == [3, 1, 5, 2, 4, 0]  # the knn ranking
+    model.apply_ranking("custom", np.array([0.6, np.nan, 0.8, 0.1, np.nan, 0.7]), None)
+    assert list(model.table.index) == [2, 5, 0, 3, 1, 4]  # NaN scores last, in their previous order
+    assert list(model.table["rank"]) == [1, 2, 3, 4, 0, 0]
+
+
+def test_map_bookkeeping_follows_the_re_sorted_rows(model):
+    model.apply_ranking("custom", np.array([0.6, 0.2, 0.8, 0.1, 0.3, 0.7]), None)
+    assert list(model.map_ids) == [0, 1, 2, 3, 5]  # id order, item 4 has no map position
+    xy = model.map_xy()
+    for position, item_id in enumerate(model.map_ids):
+        assert model.map_position(int(item_id)) == position
+        assert xy[position].tolist() == [2.0 * item_id, 2.0 * item_id + 1]
+    assert model.map_position(4) is None
+    assert list(model.map_positions([5, 4, 0])) == [4, 0]

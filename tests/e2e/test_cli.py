@@ -1,0 +1,128 @@
+"""The `oddscope` command end to end on the small demo project."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+from click.testing import CliRunner
+from PIL import Image
+
+from oddscope.app.cli import main
+from oddscope.core.project.store import Project
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def test_help_everywhere():
+    for args in ([], ["index"], ["export"], ["labels", "import"], ["neighbours"], ["evaluate"], ["demo"], ["open"]):
+        result = run(*args, "--help")
+        assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_export_has_every_column_sorted_by_rank(demo_dir, tmp_path):
+    project = demo_dir / "project"
+    for out in (tmp_path / "ranked.csv", tmp_path / "ranked.parquet"):
+        assert run("export", "--project", project, "--out", out).exit_code == 0
+    df = pd.read_csv(tmp_path / "ranked.csv")
+    pq = pd.read_parquet(tmp_path / "ranked.parquet")
+    assert len(df) == len(pq) == 150
+    for column in ("path", "rank", "anomaly_score", "score_knn", "score_iforest", "score_lof", "score_mahalanobis",
+                   "score_autoencoder", "score_knn-ls", "umap_x", "umap_y", "cluster", "label_score", "tags"):
+        assert column in df.columns, column
+    assert list(df["rank"]) == list(range(1, 151))
+    assert np.all(np.diff(df["anomaly_score"]) <= 0)
+    assert df["umap_x"].notna().all() and df["path"].map(lambda p: p.endswith(".png")).all()
+
+
+def test_evaluate_prints_metrics_per_detector(demo_dir):
+    truth = demo_dir / "truth.csv"
+    result = run("evaluate", "--project", demo_dir / "project", "--truth", truth, "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert data["n_items"] == 150 and data["n_anomalies"] > 0
+    knn = data["detectors"]["knn"]
+    assert {"auroc", "average_precision", "recall@10", "recall@50", "recall@100"} <= set(knn)
+    assert knn["auroc"] > 0.6  # far better than chance even on 150 images
+    table = run("evaluate", "--project", demo_dir / "project", "--truth", truth).output
+    assert "knn" in table and "iforest" in table and "AUROC" in table.upper()
+
+
+def test_neighbours_of_an_image(demo_dir):
+    first = sorted((demo_dir / "images").iterdir())[0]
+    result = run("neighbours", "--project", demo_dir / "project", first, "-k", "5", "--metric", "l2")
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 0 and len(lines) == 5
+    assert str(first) not in result.output  # itself excluded
+    distances = [float(line.split()[1]) for line in lines]
+    assert distances == sorted(distances)
+
+
+def test_labels_import_export_round_trip(demo_project, tmp_path):
+    images = sorted((demo_project.parent / "images").iterdir())
+    labels_in = tmp_path / "in.csv"
+    labels_in.write_text(f"path,score,tags\n{images[0]},5,ring\n{images[1]},0,trail;artefact\n/nope.png,3,\n")
+    result = run("labels", "import", "--project", demo_project, labels_in)
+    assert result.exit_code == 0 and "Applied 2 label(s)" in result.output and "line 4" in result.output
+    out = tmp_path / "out.csv"
+    assert run("labels", "export", "--project", demo_project, out).exit_code == 0
+    rows = {r["path"]: r for r in csv.DictReader(open(out))}
+    assert rows[str(images[0])]["score"] == "5" and rows[str(images[1])]["tags"] == "trail;artefact"
+    run("export", "--project", demo_project, "--out", tmp_path / "r.csv")
+    df = pd.read_csv(tmp_path / "r.csv").set_index("path")
+    assert df.loc[str(images[0]), "label_score"] == 5 and df.loc[str(images[0]), "tags"] == "ring"
+
+
+def test_reindex_adds_only_new_images_and_reports_bad_files(demo_project):
+    images = demo_project.parent / "images"
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(images / "new_one.png")
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    result = run("index", images, "--project", demo_project, "--no-map", "--no-clusters", "-q",
+                 "--detectors", "knn")
+    assert result.exit_code == 0, result.output
+    assert "features computed 1, reused 150" in result.output
+    assert "broken.png" in result.output and "Skipped   1 file(s)" in result.output
+    skipped = pd.read_csv(demo_project / "skipped.csv")
+    assert list(skipped["path"].str.endswith("broken.png")) == [True]
+
+
+def test_second_writer_is_refused_with_a_clear_message(demo_project):
+    with Project.open(demo_project, writable=True):
+        result = run("labels", "import", "--project", demo_project, demo_project.parent / "truth.csv")
+    assert result.exit_code == 1 and "open for writing by pid" in result.output
+
+
+def test_moved_project_still_opens(demo_project, tmp_path):
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(demo_project.parent), moved)
+    result = run("export", "--project", moved / "project", "--out", tmp_path / "m.csv")
+    assert result.exit_code == 0
+    df = pd.read_csv(tmp_path / "m.csv")
+    assert df["path"].str.startswith(str(moved)).all()
+
+
+def test_evaluate_active_reports_every_method(demo_dir):
+    result = run("evaluate", "active", "--project", demo_dir / "project", "--truth", demo_dir / "truth.csv",
+                 "--rounds", "2", "--seeds", "1", "--batch", "5", "--json")
+    assert result.exit_code == 0, result.output
+    methods = json.loads(result.output)["methods"]
+    assert set(methods) == {"plain", "neighbourscore", "protege", "oddscope"}
+    assert all(len(m["found_per_round"]) == 2 for m in methods.values())
+
+
+def test_rank_with_an_active_method_uses_the_labels(demo_project, tmp_path):
+    with Project.open(demo_project, writable=True) as project:
+        top = project.load_array("test_ids")[:3]
+        for item_id in top:
+            project.set_label(item_id, score=0)  # "boring": must sink
+    result = run("rank", "--project", demo_project, "oddscope")
+    assert result.exit_code == 0 and "Fitted 'oddscope' on 3 label(s)" in result.output
+    run("export", "--project", demo_project, "--out", tmp_path / "r.csv")
+    df = pd.read_csv(tmp_path / "r.csv")
+    assert "predicted_relevance" in df.columns
+    ranks = df.set_index("item_id").loc[top, "rank"]
+    assert (ranks > 10).all()
