@@ -97,3 +97,34 @@ def test_cancel_all_cancels_every_lane_and_waits(qtbot):
     qtbot.wait(50)
     assert manager.cancel_all(wait_ms=5_000)
     assert len(stopped) == 3
+
+
+def test_the_learner_refits_only_the_newest_labels_and_never_blocks(qtbot):
+    import numpy as np
+
+    from oddscope.app.learning import ActiveLearner
+
+    gate, fitted, updates = threading.Event(), [], []
+
+    class GatedSession:
+        method = "fake"
+
+        def refit(self, labels):
+            fitted.append(labels)
+            if labels == 0:
+                gate.wait(10)  # a slow refit still runs while the user labels on
+            return np.full(3, float(labels)), None
+
+    learner = ActiveLearner()
+    learner.set_session(GatedSession())
+    learner.updated.connect(lambda method, scores, relevance, seconds: updates.append(scores[0]))
+    learner.request("unused root", "fake", 0)
+    qtbot.waitUntil(lambda: fitted == [0], timeout=5_000)
+    started = time.perf_counter()
+    for labels in (1, 2, 3):
+        learner.request("unused root", "fake", labels)
+    assert time.perf_counter() - started < 0.5  # requests return at once, the refit blocks nobody
+    gate.set()
+    qtbot.waitUntil(lambda: updates == [3.0], timeout=5_000)
+    qtbot.wait(50)
+    assert fitted == [0, 3] and updates == [3.0]  # the superseded refits never ran or never reported
