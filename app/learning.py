@@ -3,9 +3,9 @@
 An :class:`~oddscope.core.workflows.active_session.ActiveSession` (features and a
 prepared ranker) is built once in a worker thread; after that each refit costs
 milliseconds (the Oddscope ranker; NeighbourScore and Protege take longer).
-Requests that arrive while a refit runs are folded into one follow-up, so fast
-labelling never queues up stale work.  Results come back through a queued
-signal and are applied (and saved) on the main thread.  The worker reads the
+Refits are tasks in a latest-wins lane: requests that arrive while a refit runs
+supersede each other, so fast labelling never queues up stale work.  Results
+come back on the main thread, where they are applied (and saved).  The worker reads the
 project through a read-only connection of its own: a sqlite3 connection must
 not be used by two threads at once.
 """
@@ -13,12 +13,16 @@ not be used by two threads at once.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from oddscope.core.workflows.active_session import ActiveSession
+from oddscope.core.progress import Cancelled
 from oddscope.core.project.store import Project
+from oddscope.core.workflows.active_session import ActiveSession
+
+from oddscope.app.worker import Lane, Task
 
 
 def prepare_session(root, method: str, progress=None) -> ActiveSession:
@@ -32,26 +36,29 @@ def prepare_session(root, method: str, progress=None) -> ActiveSession:
 
 
 class ActiveLearner(QObject):
-    """Refits one active-learning method on the project's labels, off the main thread."""
+    """Refits one active-learning method on the project's labels, off the main thread.
+
+    Refits run as tasks in a latest-wins lane (``learner``): a request cancels
+    the ones before it, so a refit still queued never runs, and one that was
+    superseded while running does not report.  ``updated`` is emitted by the
+    refit's thread the moment it is done (benchmarks time it there; slots
+    connected the usual way run on the GUI thread), ``failed`` on the GUI thread.
+    """
 
     updated = Signal(str, object, object, float)  # method, per-item scores, relevance (or None), seconds
     failed = Signal(str)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, lane: Lane | None = None):
         super().__init__(parent)
-        self._lock = threading.Lock()
+        self._lane = lane or Lane("learner", parent=self)
+        self._lock = threading.Lock()  # the session is read and replaced by the refit thread too
         self._session: ActiveSession | None = None
-        self._pending = None  # (project root, method, labels) waiting for the running refit
-        self._running = False
 
     def request(self, root, method: str, labels) -> None:
         """Refit ``method`` on ``labels`` (``project.labels()`` of the project at ``root``) as soon as possible."""
-        with self._lock:
-            self._pending = (root, method, labels)
-            if self._running:
-                return
-            self._running = True
-        threading.Thread(target=self._work, name="oddscope-active-learning", daemon=True).start()
+        task = Task("refit", f"Re-ranking with {method}", self._refit, root, method, labels)
+        task.failed.connect(self._on_failed)
+        self._lane.submit(task)
 
     def has_session(self, method: str) -> bool:
         with self._lock:
@@ -67,25 +74,25 @@ class ActiveLearner(QObject):
         with self._lock:
             self._session = None
 
-    def _work(self) -> None:
-        import time
+    def _refit(self, root, method: str, labels, progress=None) -> None:
+        """Task function (worker thread): refit and emit ``updated`` unless superseded meanwhile."""
+        t0 = time.perf_counter()
+        with self._lock:
+            session = self._session
+        try:
+            if session is None or session.method != method:
+                with Project.open(root) as project:
+                    session = ActiveSession(project, method)  # not cancelled: kept for the next request
+                with self._lock:
+                    self._session = session
+            progress.check()
+            scores, relevance = session.refit(labels)
+        except Cancelled:
+            raise
+        except Exception as err:
+            raise RuntimeError(f"Re-ranking with {method} failed: {err}") from err
+        if not progress.cancelled:
+            self.updated.emit(method, np.asarray(scores), relevance, time.perf_counter() - t0)
 
-        while True:
-            with self._lock:
-                job, self._pending = self._pending, None
-                if job is None:
-                    self._running = False
-                    return
-                session = self._session
-            root, method, labels = job
-            try:
-                t0 = time.perf_counter()
-                if session is None or session.method != method:
-                    with Project.open(root) as project:
-                        session = ActiveSession(project, method)
-                    with self._lock:
-                        self._session = session
-                scores, relevance = session.refit(labels)
-                self.updated.emit(method, np.asarray(scores), relevance, time.perf_counter() - t0)
-            except Exception as err:  # noqa: BLE001 - reported in the window, the loop keeps going
-                self.failed.emit(f"Re-ranking with {method} failed: {err}")
+    def _on_failed(self, message: str, _details: str) -> None:
+        self.failed.emit(message)  # shown in the window; the next request tries again

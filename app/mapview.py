@@ -15,8 +15,8 @@ map draws by level of detail, re-rendered for the visible range:
 Selected points are drawn on top as markers (up to ``SELECTION_MARKER_CAP``, beyond that as a binned
 image layer), plus rings for the hovered and the current point.
 
-Picking (hover, click) queries a ``scipy.spatial.cKDTree`` that :meth:`MapView.set_points` builds on
-a plain Python thread (scipy releases the GIL while building, 0.4-0.9 s at 1M), so it never blocks the
+Picking (hover, click) queries a ``scipy.spatial.cKDTree`` that :meth:`MapView.set_points` builds as
+a task in its latest-wins ``map`` lane (scipy releases the GIL while building, 0.4-0.9 s at 1M), so it never blocks the
 GUI; until the tree is ready, picking scans all points with NumPy (~2-5 ms at 1M).  No Qt object is
 touched off the GUI thread.
 """
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import html
-import threading
 import time
 
 import numpy as np
@@ -34,6 +33,8 @@ import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from scipy.spatial import cKDTree
+
+from oddscope.app.worker import Lane
 
 PICK_RADIUS_PX = 6
 SCATTER_THRESHOLD = 20_000  # at most this many points in view: draw markers, else the density image
@@ -253,7 +254,7 @@ class MapView(QtWidgets.QWidget):
         self._bounds = (0.0, 0.0, 0.0, 0.0)  # x0, x1, y0, y1 of the points
         self._tree = None
         self._tree_token = None
-        self._tree_thread = None
+        self._tree_lane = Lane("map", parent=self)  # latest wins: a build for points no longer shown is dropped
         self._values01 = None  # continuous colours: values scaled to [0, 1], NaN -> 0, float64
         self._nan = None  # bool mask of NaN values, None when there are none
         self._point_rgb = None  # categorical colours: (3, N) float64 rows, as bincount weighs
@@ -372,7 +373,7 @@ class MapView(QtWidgets.QWidget):
     def set_points(self, xy) -> None:
         """Show the points ``xy`` ((N, 2), e.g. a UMAP); clears colours, selection and current item.
 
-        Starts building the picking index on a background thread and fits the view.
+        Starts building the picking index as a background task and fits the view.
         """
         xy = np.asarray(xy, np.float32)
         if xy.ndim != 2 or xy.shape[1] != 2:
@@ -386,11 +387,8 @@ class MapView(QtWidgets.QWidget):
                             float(self._y.min()), float(self._y.max()))
         self._tree = None
         self._tree_token = token = object()
-        self._tree_thread = None
         if len(xy):
-            self._tree_thread = threading.Thread(target=self._build_tree, args=(xy, token),
-                                                 daemon=True, name="mapview-kdtree")
-            self._tree_thread.start()
+            self._tree_lane.run("map", "Map picking index", self._build_tree, xy, token)
         self._selected = np.empty(0, np.int64)
         self._selection_version += 1
         self._current = None
@@ -404,16 +402,15 @@ class MapView(QtWidgets.QWidget):
         self._data_version += 1
         self.auto_range()  # renders
 
-    def _build_tree(self, xy: np.ndarray, token: object) -> None:
-        """Runs off the GUI thread; publishes the tree only if these are still the points shown."""
+    def _build_tree(self, xy: np.ndarray, token: object, progress=None) -> None:
+        """Task (worker thread): publishes the tree only if these are still the points shown."""
         tree = cKDTree(xy, balanced_tree=False, compact_nodes=False)
         if token is self._tree_token:
             self._tree = tree
 
     def wait_for_index(self, timeout: float | None = None) -> bool:
         """Block until the picking index is built (for scripts and benchmarks); True when ready."""
-        if self._tree_thread is not None:
-            self._tree_thread.join(timeout)
+        self._tree_lane.wait(-1 if timeout is None else int(timeout * 1000))
         return self._tree is not None
 
     def point_count(self) -> int:

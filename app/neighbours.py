@@ -1,23 +1,24 @@
 """The strip of items most similar to the current one: walk the collection by likeness.
 
-Lookups run on a one-thread pool: the first one builds an hnswlib index (a
-second or more), and a single thread keeps two first lookups from building it
-twice.  Only the newest request matters: a queued one that is no longer the
-newest is skipped, and a result for an item that is no longer shown is dropped.
+Lookups are tasks in a latest-wins ``neighbours`` lane of one thread: the first
+one builds an hnswlib index (a second or more), and a single thread keeps two
+first lookups from building it twice.  Only the newest request matters: a
+queued one that is no longer the newest never runs, and a result for an item
+that is no longer shown is dropped.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QRect, QRectF, QRunnable, QSize, Qt, \
-    QThreadPool, Signal
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QGuiApplication, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QListView, QPushButton, QSpinBox,
                                QStackedWidget, QStyle, QStyledItemDelegate, QVBoxLayout, QWidget)
 
 from oddscope.app.ranking import format_score
 from oddscope.app.thumbs import ThumbnailCache, ThumbnailUser, paint_thumbnail
+from oddscope.app.worker import Lane, Task
 
 METRICS = (("Cosine", "cosine"), ("L2", "l2"), ("L1", "l1"))
 DEFAULT_K = 12
@@ -130,38 +131,18 @@ class NeighbourDelegate(QStyledItemDelegate):
 
 
 class _Channel(QObject):
-    """The newest request's token (pool threads read it to skip superseded work) and the way back.
+    """Carries the query function's progress from its thread to the panel (a queued connection).
 
     Not parented to the panel: a running lookup keeps it alive past the panel,
-    and its queued result then simply finds no receiver.
+    and its queued report then simply finds no receiver.
     """
 
-    done = Signal(int, object, str)  # token, DataFrame (empty on error), error text ("" if none)
     working = Signal(str, int, int)  # stage, done, total of slow first-time work (building the index)
 
-    def __init__(self):
-        super().__init__()
-        self.token = 0
 
-
-class _Lookup(QRunnable):
-    def __init__(self, channel: _Channel, fn, item_id: int, k: int, metric: str):
-        super().__init__()
-        self._channel, self._token = channel, channel.token
-        self._call = (fn, item_id, k, metric)
-
-    def run(self) -> None:
-        if self._token != self._channel.token:  # superseded while queued: skip the work
-            return
-        fn, item_id, k, metric = self._call
-        try:
-            result, error = fn(item_id, k, metric), ""
-        except Exception as err:  # noqa: BLE001 - shown in the panel, never raised into Qt
-            result, error = pd.DataFrame(), str(err) or type(err).__name__
-        try:
-            self._channel.done.emit(self._token, result, error)
-        except RuntimeError:  # the application is shutting down and the channel is gone: nobody to tell
-            pass
+def _look_up(fn, item_id: int, k: int, metric: str, progress=None):
+    """Lookup task (worker thread): ``fn``'s table of neighbours."""
+    return fn(item_id, k, metric)
 
 
 class NeighboursPanel(QWidget):
@@ -170,15 +151,14 @@ class NeighboursPanel(QWidget):
     walk_to = Signal(int)
     more_like_this = Signal(object)  # np.ndarray of item ids: the query item first, then its neighbours
 
-    def __init__(self, thumbnails: ThumbnailCache | None = None, parent=None):
+    def __init__(self, thumbnails: ThumbnailCache | None = None, parent=None, lane: Lane | None = None):
         super().__init__(parent)
         self._query_fn = None
         self._item: int | None = None
+        self._lookup: Task | None = None  # the newest lookup (cancelled once superseded)
         self._channel = _Channel()
-        self._channel.done.connect(self._on_done)
         self._channel.working.connect(self._on_working)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
+        self._lane = lane or Lane("neighbours", parent=self)
         self.model = NeighboursModel(self)
         self.delegate = NeighbourDelegate(parent=self)
         self._build()
@@ -280,7 +260,8 @@ class NeighboursPanel(QWidget):
     # ------------------------------------------------------------ internals
     def _requery(self) -> None:
         """Start a lookup for the current settings; the old strip stays up until the answer (no flicker)."""
-        self._channel.token += 1
+        if self._lookup is not None:
+            self._lookup.cancel()  # its answer is no longer wanted (the lane would cancel it too)
         self.more_button.setEnabled(False)
         if self._item is None or self._query_fn is None:
             self.model.set_results([], [])
@@ -291,8 +272,11 @@ class NeighboursPanel(QWidget):
         self.status.setText(f"searching neighbours of item {self._item}\u2026")
         if not len(self.model.ids):
             self._show_message("Searching for similar items\u2026")
-        self._pool.start(_Lookup(self._channel, self._query_fn, self._item, self.k_spin.value(),
-                                 self.current_metric()))
+        self._lookup = Task("neighbours", "Finding similar items", _look_up, self._query_fn, self._item,
+                            self.k_spin.value(), self.current_metric())
+        self._lookup.finished.connect(self._on_found)
+        self._lookup.failed.connect(self._on_failed)
+        self._lane.submit(self._lookup)
 
     def report_progress(self, stage: str, done: int, total: int) -> None:
         """Thread-safe progress callback for the query function's slow first-time work."""
@@ -305,14 +289,14 @@ class NeighboursPanel(QWidget):
         if total > 0 and done < total and self._item is not None:
             self.status.setText(f"{stage.lower()}: {100 * done // total}% (first search with this metric only)")
 
-    def _on_done(self, token: int, result, error: str) -> None:
-        if token != self._channel.token:
-            return  # a newer request (another item, metric or k) is on its way
-        if error:
-            self.model.set_results([], [])
-            self.status.setText("")
-            self._show_message(f"No neighbours for item {self._item}: {error}")
-            return
+    def _on_failed(self, error: str, _details: str) -> None:
+        """The newest lookup failed (an older one reports ``cancelled`` instead: nothing to show)."""
+        self.model.set_results([], [])
+        self.status.setText("")
+        self._show_message(f"No neighbours for item {self._item}: {error}")
+
+    def _on_found(self, result) -> None:
+        """The newest lookup's answer (a superseded lookup never delivers one)."""
         try:
             ids = result["item_id"].to_numpy(np.int64)
             distances = result["distance"].to_numpy(np.float64)

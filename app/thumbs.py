@@ -7,7 +7,8 @@ user scrolls fast the cells now on screen arrive before the ones scrolled past,
 and requests older than ``max_pending`` are forgotten (a view asks again when
 it paints the cell again).  Finished thumbnails are written as PNGs into
 ``cache_dir`` so the next session starts warm; a PNG older than its source file
-is made again.
+is made again.  Loaders are tasks in an ``interactive`` lane
+(:mod:`oddscope.app.worker`), so thumbnails never queue behind project work.
 """
 
 from __future__ import annotations
@@ -20,25 +21,28 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QCoreApplication, QObject, QPoint, QRect, QRunnable, QThread, QThreadPool, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 
 from oddscope.core.data.images import load_array, to_rgb8
 
+from oddscope.app.worker import Lane, Task
+
 
 class ThumbnailCache(QObject):
-    """Item thumbnails (longest side ``size``) from a disk cache, made on worker threads.
+    """Item thumbnails (longest side ``size``) from a disk cache, made by loader tasks in an ``interactive`` lane.
 
     ``ready(item_id)`` is emitted on the GUI thread when a requested thumbnail
     is in memory; the next :meth:`get` returns it.  Unreadable images get
     :attr:`placeholder` instead of an error.  Files are named by item id, so
-    ``cache_dir`` belongs to one project and one ``size``.
+    ``cache_dir`` belongs to one project and one ``size``.  ``lane``: where the
+    loaders run (the window shares its own; by default the cache makes one).
     """
 
     ready = Signal(int)
 
     def __init__(self, cache_dir, size: int = 128, capacity: int = 2000, max_pending: int = 512,
-                 parent: QObject | None = None):
+                 parent: QObject | None = None, lane: Lane | None = None):
         super().__init__(parent)
         if size < 8:
             raise ValueError(f"thumbnail size must be at least 8 px, got {size}")
@@ -51,8 +55,8 @@ class ThumbnailCache(QObject):
         self._generation = 0
         self._jobs = _Jobs(int(max_pending))
         self._jobs.bridge.loaded.connect(self._on_loaded)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(min(4, max(2, QThread.idealThreadCount() // 2)))
+        self.lane = lane or Lane("interactive", parent=self)
+        self._loaders = 0  # this cache's loader tasks that have not ended yet
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.close)
@@ -64,9 +68,24 @@ class ThumbnailCache(QObject):
         if pixmap is not None:
             self._pixmaps.move_to_end(item_id)
             return pixmap
-        if self._jobs.add(item_id, str(path), self._generation, self._pool.maxThreadCount()):
-            self._pool.start(_Loader(self._jobs, self.cache_dir, self.size))
+        if self._jobs.add(item_id, str(path), self._generation):
+            self._start_loader()
         return None
+
+    def _start_loader(self) -> None:
+        """Start one more loader task unless the lane's thread count of them runs already."""
+        if self._loaders >= self.lane.pool.maxThreadCount():
+            return
+        self._loaders += 1
+        loader = Task("thumbnails", "Loading thumbnails", _load_queued, self._jobs, self.cache_dir, self.size)
+        loader.done.connect(self._loader_ended)
+        self.lane.submit(loader)
+
+    def _loader_ended(self, _outcome: str) -> None:
+        """A loader found the queue empty (or was cancelled): requests queued since then get a new one."""
+        self._loaders -= 1
+        if self._jobs.has_pending():
+            self._start_loader()
 
     def clear(self, disk: bool = False) -> None:
         """Forget thumbnails in memory and queued loads (``disk``: the PNG cache too, e.g. after a restretch)."""
@@ -74,14 +93,14 @@ class ThumbnailCache(QObject):
         self._pixmaps.clear()
         self._jobs.drop_pending()
         if disk:
-            self._pool.waitForDone()
+            self.lane.wait()
             shutil.rmtree(self.cache_dir, ignore_errors=True)
             self.cache_dir.mkdir(parents=True, exist_ok=True)
 
     def close(self) -> None:
         """Drop queued loads and wait for the running ones (before the application exits)."""
         self._jobs.drop_pending()
-        self._pool.waitForDone()
+        self.lane.wait()
 
     def _on_loaded(self, item_id: int, generation: int, image) -> None:
         self._jobs.finished(item_id)
@@ -128,10 +147,9 @@ class _Jobs:
         self._lock = threading.Lock()
         self._pending: OrderedDict[int, tuple[str, int]] = OrderedDict()
         self._running: set[int] = set()  # taken by a loader, result not yet handled
-        self._loaders = 0
 
-    def add(self, item_id: int, path: str, generation: int, max_loaders: int) -> bool:
-        """Queue (or move to the front) a request; True when a new loader should start."""
+    def add(self, item_id: int, path: str, generation: int) -> bool:
+        """Queue (or move to the front) a request; False when that item is being loaded already."""
         with self._lock:
             if item_id in self._running:
                 return False
@@ -139,16 +157,16 @@ class _Jobs:
             self._pending.move_to_end(item_id)
             while len(self._pending) > self._max_pending:
                 self._pending.popitem(last=False)
-            if self._loaders >= max_loaders:
-                return False
-            self._loaders += 1
             return True
+
+    def has_pending(self) -> bool:
+        with self._lock:
+            return bool(self._pending)
 
     def take(self):
         """Loader thread: the newest request ``(item_id, path, generation)``, or None to stop."""
         with self._lock:
             if not self._pending:
-                self._loaders -= 1
                 return None
             item_id, (path, generation) = self._pending.popitem(last=True)
             self._running.add(item_id)
@@ -163,18 +181,12 @@ class _Jobs:
             self._pending.clear()
 
 
-class _Loader(QRunnable):
-    """Works through the queue until it is empty."""
-
-    def __init__(self, jobs: _Jobs, cache_dir: Path, size: int):
-        super().__init__()
-        self._jobs, self._cache_dir, self._size = jobs, cache_dir, size
-
-    def run(self) -> None:
-        while (job := self._jobs.take()) is not None:
-            item_id, path, generation = job
-            image = thumbnail_image(path, self._cache_dir / f"{item_id}.png", self._size)
-            self._jobs.bridge.loaded.emit(item_id, generation, image)
+def _load_queued(jobs: _Jobs, cache_dir: Path, size: int, progress=None) -> None:
+    """Loader task (worker thread): works through the queue, newest first, until it is empty or cancelled."""
+    while not progress.cancelled and (job := jobs.take()) is not None:
+        item_id, path, generation = job
+        image = thumbnail_image(path, cache_dir / f"{item_id}.png", size)
+        jobs.bridge.loaded.emit(item_id, generation, image)
 
 
 def thumbnail_image(path: str, cached: Path, size: int) -> QImage:

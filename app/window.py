@@ -184,7 +184,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.map_view = MapView()
         self.ranking = RankingView()
         self.viewer = ImageViewer()
-        self.neighbours = NeighboursPanel()
+        self.neighbours = NeighboursPanel(lane=self.tasks.lane("neighbours"))
         self.banner = QtWidgets.QLabel()
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
@@ -373,7 +373,7 @@ class MainWindow(QtWidgets.QMainWindow):
         m = self.model
         m.loaded.connect(self._on_loaded)
         m.table_changed.connect(self._on_table_changed)
-        self.learner = ActiveLearner(self)
+        self.learner = ActiveLearner(self, lane=self.tasks.lane("learner"))
         self.learner.updated.connect(self._on_learned)
         self.learner.failed.connect(lambda message: self.statusBar().showMessage(message, 8000))
         m.labels_changed.connect(self._on_labels_changed)
@@ -539,7 +539,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if not project.writable or not os.access(project.root, os.W_OK):
             base = QtCore.QStandardPaths.writableLocation(QtCore.QStandardPaths.CacheLocation)
             folder = Path(base) / "thumbnails" / hashlib.sha1(str(project.root).encode()).hexdigest()[:16]
-        self.thumbs = ThumbnailCache(folder, size=THUMB_SIZE, parent=self)
+        self.thumbs = ThumbnailCache(folder, size=THUMB_SIZE, parent=self, lane=self.tasks.lane("interactive"))
         self.ranking.set_thumbnail_cache(self.thumbs)
         self.neighbours.set_thumbnail_cache(self.thumbs)
 

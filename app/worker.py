@@ -1,47 +1,60 @@
-"""Background tasks: core work off the GUI thread, reported back through Qt signals.
+"""Background tasks: one mechanism for all work off the GUI thread, reported back through Qt signals.
 
 The GUI thread must never run inference, index building, UMAP or bulk decoding
 (a frozen window looks like a crash).  A :class:`Task` runs a callable on a
-thread pool with a core :class:`~oddscope.core.progress.Progress`; progress,
-the result and errors come back as queued signals, so every slot runs on the
-GUI thread.  Progress is throttled: a loop reporting every item would otherwise
-flood the event loop with queued signals and stall it just the same.
+worker thread with a core :class:`~oddscope.core.progress.Progress` (progress
+and cooperative Cancel); progress comes back as queued signals and the outcome
+(result, error or cancel) is delivered on the GUI thread, so every slot runs
+there.  Progress is throttled: a loop reporting every item would otherwise
+flood the event loop with queued signals and stall it just the same.  Heavy
+steps (indexing, analysis) run with ``in_process=True``, in a child process
+(see :mod:`oddscope.app.child_process`).
 
-A thread still shares the GIL with the GUI, and some core steps hold it for
-seconds (UMAP's numba code, clustering): the window would freeze meanwhile.
-Heavy steps (indexing, analysis) therefore run with ``in_process=True``: in a
-child process (spawned, so no Qt state is copied) that sends progress and the
-result back through a queue, and stops cooperatively when cancelled.
+Tasks run in named :class:`Lane` s, each with its own threads, so one sort of
+work never queues behind another (thumbnails behind an index build, say):
+``project`` holds the status bar's tasks (:class:`TaskManager`, at most one per
+kind), ``interactive`` short jobs like thumbnails, and the latest-wins lanes
+(``neighbours``, ``learner``, ``map``) run only the newest request.  Tasks have
+no Qt parent: a registry on the GUI thread keeps each one alive until a while
+after it ended, so none is ever destroyed on a worker thread while its queued
+signals are in flight (that crashed the interpreter).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import queue as queue_module
 import time
 import traceback
 
 from PySide6 import QtWidgets
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QElapsedTimer, QObject, QRunnable, QThread, QThreadPool, QTimer, Signal
 
 from oddscope.core.progress import Cancelled, Progress
+
+from oddscope.app.child_process import ChildError, run_in_child
 
 RELEASE_AFTER_MS = 5_000
 _LIVE: set = set()  # started tasks, until RELEASE_AFTER_MS after they ended (see Task._release_later)
 PROGRESS_INTERVAL_S = 0.05  # at most ~20 progress signals a second reach the GUI
-CHILD_NICENESS = 10
-KILL_AFTER_CANCEL_S = 30.0  # a child process that ignores Cancel this long is terminated
+
+LANES = {  # name: (threads, latest wins)
+    "project": (2, False),  # the status bar's tasks: indexing, analysis, loading, export...
+    "interactive": (min(4, max(2, QThread.idealThreadCount() // 2)), False),  # thumbnails: short decodes
+    "neighbours": (1, True),  # one thread: two first lookups never build the same index twice
+    "learner": (1, True),  # active-learning refits: only the newest labels matter
+    "map": (1, True),  # the map's picking index, for the points shown now
+}
 
 
 class Task(QObject):
     """``fn(*args, progress=Progress, **kwargs)`` run on a thread pool (or, ``in_process``, in a child process).
 
     Exactly one of ``finished(result)``, ``failed(message, details)`` or
-    ``cancelled()`` is emitted, then ``done(outcome)`` ("finished", "failed"
-    or "cancelled").  Connect before :meth:`start`: a fast task may be over
-    before a later connection is made.  ``fn`` must not touch Qt
-    widgets; it gets a :class:`Progress` whose ``update`` is thread-safe.  With
+    ``cancelled()`` is emitted on the GUI thread, then ``done(outcome)``
+    ("finished", "failed" or "cancelled").  Connect before :meth:`start`: a
+    fast task may be over before a later connection is made.  ``fn`` must not
+    touch Qt widgets; it gets a :class:`Progress` whose ``update`` is
+    thread-safe.  A task cancelled before it starts never runs; one cancelled
+    before its result reached the GUI thread reports ``cancelled``.  With
     ``in_process`` the callable, its arguments and its result must pickle.
     """
 
@@ -50,6 +63,7 @@ class Task(QObject):
     failed = Signal(str, str)
     cancelled = Signal()
     done = Signal(str)
+    _ended = Signal(str, object)  # worker thread -> GUI thread: outcome and its payload
 
     def __init__(self, kind: str, title: str, fn, *args, pool: QThreadPool | None = None,
                  in_process: bool = False, **kwargs):
@@ -62,15 +76,16 @@ class Task(QObject):
         self._progress = Progress(self._report)
         self._last_report = 0.0
         self._last_stage = None
+        self._ended.connect(self._deliver)
         self.running = False
         self.outcome: str | None = None  # "finished", "failed" or "cancelled" once done
 
-    def start(self) -> "Task":
-        """Run on the pool.  Call on the GUI thread."""
+    def start(self, pool: QThreadPool | None = None) -> "Task":
+        """Run on ``pool`` (default: the one given at construction).  Call on the GUI thread."""
         self.running = True
         _LIVE.add(self)
         self.done.connect(self._release_later)
-        self._pool.start(_Runnable(self))
+        (pool or self._pool).start(_Runnable(self))
         return self
 
     def _release_later(self, _outcome: str) -> None:
@@ -78,13 +93,13 @@ class Task(QObject):
 
         Whoever drops the last reference destroys the QObject.  That must be the
         GUI thread, which owns it, and only once the pool thread has let go (it
-        does so right after emitting ``done``): were it the pool thread, the
+        does so right after reporting the outcome): were it the pool thread, the
         object would die there while its queued signals are still on their way.
         """
         QTimer.singleShot(RELEASE_AFTER_MS, lambda: _LIVE.discard(self))
 
     def cancel(self) -> None:
-        """Ask the work to stop at its next progress check (cooperative)."""
+        """Ask the work to stop at its next progress check (cooperative); a queued task never starts."""
         self._progress.cancel()
 
     @property
@@ -99,100 +114,39 @@ class Task(QObject):
         self.progress.emit(stage, int(done), int(total))
 
     def _run(self) -> None:
-        """Worker thread: run the callable (here or in a child process) and emit how it ended."""
+        """Worker thread: run the callable (here or in a child process) and report how it ended."""
         try:
+            self._progress.check()  # cancelled (or superseded) while queued: skip the work
             if self.in_process:
-                result = self._run_in_process()
+                result = run_in_child(self._fn, self._args, self._kwargs, name=self.kind, title=self.title,
+                                      progress=self._progress, report=self._report,
+                                      interval=PROGRESS_INTERVAL_S)
             else:
                 result = self._fn(*self._args, progress=self._progress, **self._kwargs)
         except Cancelled:
-            self.outcome = "cancelled"
-            self.cancelled.emit()
+            outcome, payload = "cancelled", None
         except Exception as err:  # noqa: BLE001 - every failure is shown to the user
-            details = err.details if isinstance(err, _ChildError) else traceback.format_exc()
-            self.outcome = "failed"
-            self.failed.emit(str(err) or type(err).__name__, details)
+            details = err.details if isinstance(err, ChildError) else traceback.format_exc()
+            outcome, payload = "failed", (str(err) or type(err).__name__, details)
         else:
-            self.outcome = "cancelled" if self._progress.cancelled else "finished"
-            if self.outcome == "cancelled":
-                self.cancelled.emit()
-            else:
-                self.finished.emit(result)
-        self.done.emit(self.outcome)
-
-    def _run_in_process(self):
-        """Start the child, relay its messages as if the work ran here; returns its result."""
-        context = multiprocessing.get_context("spawn")
-        messages, cancel = context.Queue(), context.Event()
-        child = context.Process(target=_child_main, args=(self._fn, self._args, self._kwargs, messages, cancel),
-                                name=f"oddscope-{self.kind}")  # not a daemon: it may start decoding workers
-        child.start()
-        cancel_time = None
+            outcome, payload = "finished", result
         try:
-            while True:
-                if self._progress.cancelled and cancel_time is None:
-                    cancel.set()
-                    cancel_time = time.monotonic()
-                if cancel_time is not None and time.monotonic() - cancel_time > KILL_AFTER_CANCEL_S:
-                    child.terminate()
-                    raise Cancelled()
-                try:
-                    message = messages.get(timeout=0.1)
-                except queue_module.Empty:
-                    if not child.is_alive():
-                        raise RuntimeError(f"the {self.title.lower()} process stopped unexpectedly "
-                                           f"(exit code {child.exitcode})") from None
-                    continue
-                if message[0] == "progress":
-                    self._report(*message[1:])
-                elif message[0] == "result":
-                    return message[1]
-                elif message[0] == "cancelled":
-                    raise Cancelled()
-                else:
-                    raise _ChildError(message[1], message[2])
-        finally:
-            child.join(5)
+            self._ended.emit(outcome, payload)
+        except RuntimeError:  # the application is shutting down and the task is gone: nobody to tell
+            pass
 
-
-class _ChildError(Exception):
-    """A failure inside the child process, with the child's traceback."""
-
-    def __init__(self, message: str, details: str):
-        super().__init__(message)
-        self.details = details
-
-
-class _ChildProgress:
-    """The child's progress callback: forwards throttled reports and honours the parent's Cancel."""
-
-    def __init__(self, messages, cancel):
-        self.messages, self.cancel = messages, cancel
-        self.progress = Progress(self)
-        self._last = (None, 0.0)
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if self.cancel.is_set():
-            self.progress.cancel()  # update() raises Cancelled right after this call
-        now = time.monotonic()
-        if stage != self._last[0] or done >= total or now - self._last[1] >= PROGRESS_INTERVAL_S:
-            self._last = (stage, now)
-            self.messages.put(("progress", stage, int(done), int(total)))
-
-
-def _child_main(fn, args, kwargs, messages, cancel) -> None:
-    """Entry point of a task's child process."""
-    if hasattr(os, "nice"):
-        os.nice(CHILD_NICENESS)  # on a busy machine the window's process is served first
-    relay = _ChildProgress(messages, cancel)
-    try:
-        result = fn(*args, progress=relay.progress, **kwargs)
-    except Cancelled:
-        messages.put(("cancelled",))
-    except BaseException as err:  # noqa: BLE001 - reported to the parent, which shows it
-        messages.put(("error", str(err) or type(err).__name__, traceback.format_exc()))
-    else:
-        messages.put(("cancelled",) if relay.progress.cancelled else ("result", result))
+    def _deliver(self, outcome: str, payload) -> None:
+        """GUI thread: emit the outcome; a cancel that came in meanwhile wins over a result."""
+        if outcome == "finished" and self._progress.cancelled:
+            outcome = "cancelled"
+        self.outcome, self.running = outcome, False
+        if outcome == "finished":
+            self.finished.emit(payload)
+        elif outcome == "failed":
+            self.failed.emit(*payload)
+        else:
+            self.cancelled.emit()
+        self.done.emit(outcome)
 
 
 class _Runnable(QRunnable):
@@ -205,11 +159,55 @@ class _Runnable(QRunnable):
         task._run()  # the registry keeps it alive: dropping this reference here never destroys it
 
 
-class TaskManager(QObject):
-    """Runs at most one task per kind and tracks what is running for the status bar.
+class Lane(QObject):
+    """A named pool of worker threads for one sort of work (see :data:`LANES`).
 
-    Holds a reference to each running task (an unreferenced QObject would be
-    collected before its queued signals arrive).
+    Lanes never wait for each other.  In a ``latest_wins`` lane, submitting a
+    task cancels the lane's older ones: queued ones never run, a running one is
+    asked to stop and reports ``cancelled`` (whatever it still computes is
+    dropped), so only the newest request's outcome is delivered.
+    """
+
+    def __init__(self, name: str, threads: int | None = None, latest_wins: bool | None = None,
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        default_threads, default_latest = LANES[name]
+        self.name = name
+        self.latest_wins = default_latest if latest_wins is None else latest_wins
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(threads or default_threads)
+        self._tasks: list[Task] = []  # submitted and not done yet, oldest first
+
+    def submit(self, task: Task) -> Task:
+        """Start ``task`` in this lane (GUI thread); connect its signals first."""
+        if self.latest_wins:
+            for older in self._tasks:
+                older.cancel()
+        self._tasks.append(task)
+        task.done.connect(lambda _outcome: self._tasks.remove(task) if task in self._tasks else None)
+        return task.start(self.pool)
+
+    def run(self, kind: str, title: str, fn, *args, **kwargs) -> Task:
+        """Make a :class:`Task` of ``fn`` and submit it (for callers that need no signal before the start)."""
+        return self.submit(Task(kind, title, fn, *args, **kwargs))
+
+    def tasks(self) -> list[Task]:
+        """The tasks submitted and not done yet, oldest first."""
+        return list(self._tasks)
+
+    def cancel_all(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    def wait(self, timeout_ms: int = -1) -> bool:
+        """Block until the lane's threads are idle (-1: no limit); True when they are."""
+        return self.pool.waitForDone(timeout_ms)
+
+
+class TaskManager(QObject):
+    """The window's lanes; runs its status-bar tasks (at most one per kind) in the ``project`` lane.
+
+    ``started``/``ended`` report the project lane's tasks, for the status bar.
     """
 
     started = Signal(object)  # Task
@@ -217,9 +215,15 @@ class TaskManager(QObject):
 
     def __init__(self, parent=None, max_threads: int = 2):
         super().__init__(parent)
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(max_threads)
+        self._lanes: dict[str, Lane] = {"project": Lane("project", threads=max_threads, parent=self)}
+        self.pool = self._lanes["project"].pool
         self._running: dict[str, Task] = {}
+
+    def lane(self, name: str) -> Lane:
+        """The lane ``name`` (one of :data:`LANES`), made on first use."""
+        if name not in self._lanes:
+            self._lanes[name] = Lane(name, parent=self)
+        return self._lanes[name]
 
     def run(self, kind: str, title: str, fn, *args, on_finished=None, on_failed=None, on_cancelled=None,
             on_done=None, in_process: bool = False, **kwargs) -> Task | None:
@@ -229,7 +233,7 @@ class TaskManager(QObject):
         """
         if kind in self._running:
             return None
-        task = Task(kind, title, fn, *args, pool=self.pool, in_process=in_process, **kwargs)
+        task = Task(kind, title, fn, *args, in_process=in_process, **kwargs)
         for signal, slot in ((task.finished, on_finished), (task.failed, on_failed),
                              (task.cancelled, on_cancelled)):
             if slot is not None:
@@ -239,23 +243,24 @@ class TaskManager(QObject):
             task.done.connect(on_done)
         self._running[kind] = task
         self.started.emit(task)
-        return task.start()
+        return self._lanes["project"].submit(task)
 
     def _end(self, task: Task) -> None:
-        task.running = False
         if self._running.get(task.kind) is task:
             del self._running[task.kind]
         self.ended.emit(task)
 
     def running(self, kind: str | None = None):
-        """The running task of ``kind`` (None if idle), or all running tasks."""
+        """The running status-bar task of ``kind`` (None if idle), or all of them."""
         return self._running.get(kind) if kind else list(self._running.values())
 
     def cancel_all(self, wait_ms: int = 10_000) -> bool:
-        """Cancel everything and wait for the threads; True when all stopped."""
-        for task in list(self._running.values()):
-            task.cancel()
-        return self.pool.waitForDone(wait_ms)
+        """Cancel every lane's tasks and wait (``wait_ms`` in all) for their threads; True when all stopped."""
+        for lane in self._lanes.values():
+            lane.cancel_all()
+        clock = QElapsedTimer()
+        clock.start()
+        return all([lane.wait(max(0, wait_ms - clock.elapsed())) for lane in self._lanes.values()])
 
 
 class TaskBar(QtWidgets.QWidget):

@@ -218,9 +218,9 @@ def test_requests_are_deduplicated_and_newest_first(qtbot, tmp_path, table):
     loaded = []
     cache.ready.connect(loaded.append)
     try:
-        cache._pool.setMaxThreadCount(1)
+        cache.lane.pool.setMaxThreadCount(1)
         gate = threading.Event()
-        cache._pool.start(lambda: gate.wait(5))  # keep the only loader thread busy while we queue
+        cache.lane.pool.start(lambda: gate.wait(5))  # keep the only loader thread busy while we queue
         paths = table["path"].to_numpy()
         for i in range(6):
             cache.get(i, paths[i])
