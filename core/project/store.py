@@ -356,8 +356,11 @@ class Project:
         return np.load(path, mmap_mode="r" if mmap else None)
 
     def array_names(self) -> list[str]:
+        """The names of the saved per-item arrays (see :mod:`oddscope.core.project.layout`)."""
         folder = self.layout.arrays_dir
-        return sorted(p.stem for p in folder.glob("*.npy") if not p.name.endswith(".tmp.npy")) if folder.exists() else []
+        if not folder.exists():
+            return []
+        return sorted(p.stem for p in folder.glob("*.npy") if not p.name.endswith(".tmp.npy"))
 
     # ----------------------------------------------------------------------- runs
     def record_run(self, kind: str, name: str, params: dict, encoder: str | None = None,

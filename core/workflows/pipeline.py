@@ -180,9 +180,9 @@ def _scatter(values: np.ndarray, ids: np.ndarray, n: int, fill=np.nan) -> np.nda
 
 
 def write_skipped_report(project: Project) -> pd.DataFrame:
-    """The project's skipped report (``layout.skipped_report``): every file not indexed (absolute path), with its reason.
+    """The project's skipped report (``layout.skipped_report``): every file not indexed, with its reason.
 
-    Returns the table it wrote (columns ``path``, ``reason``).
+    Returns the table it wrote (columns ``path``, absolute, and ``reason``).
     """
     skipped = project.skipped()
     skipped["path"] = project.resolve_all(skipped["path"])
