@@ -14,17 +14,18 @@ import pandas as pd
 from PySide6.QtCore import QObject, Signal
 
 from oddscope.core.models.rankers import RANKERS
+from oddscope.core.project.layout import (CLUSTER_ARRAYS, CLUSTER_PREFIX, ENCODER, RANKING, relevance_array,
+                                          score_array)
 from oddscope.core.project.store import Project, ProjectError, ProjectLocked
-from oddscope.core.project.table import (CLUSTER_COLUMNS, detector_names, rank_of, ranking_name, ranking_scores,
-                                 read_project_table)
+from oddscope.core.project.table import (detector_names, is_metadata, rank_of, ranking_name, ranking_scores,
+                                         read_project_table)
 
 MAX_CATEGORIES = 60  # a text metadata column with more distinct values is not offered as a colouring
-_INTERNAL = {"path", "status", "reason", "role", "rank", "umap_x", "umap_y", "tags", "predicted_relevance"}
 
 
 def encoder_text(project: Project | None) -> str:
     """``spec · weights`` of the project's encoder: the weights in use are never hidden."""
-    enc = (project.get_setting("encoder") if project is not None else None) or {}
+    enc = (ENCODER.read(project) if project is not None else None) or {}
     if not enc:
         return "not indexed yet"
     return f"{enc.get('spec', '?')} · weights: {enc.get('weights', '?')}"
@@ -237,13 +238,13 @@ class ProjectModel(QObject):
 
     def set_ranking(self, name: str) -> None:
         """Make ``name`` the active ranking: re-rank and re-sort the table (stored if writable)."""
-        relevance = self.project.load_array(f"relevance_{name}")
+        relevance = self.project.load_array(relevance_array(name))
         self.apply_ranking(name, ranking_scores(self.project, name), relevance)
 
     def apply_ranking(self, name: str, scores: np.ndarray, relevance: np.ndarray | None) -> None:
         """Re-rank and re-sort the table by per-item ``scores`` (e.g. fresh from the active learner)."""
         if self.can_label:  # i.e. we hold the writer lock and nothing else writes through it
-            self.project.set_setting("ranking", name)
+            RANKING.write(self.project, name)
         padded = np.full(int(self.table.index.max()) + 1, np.nan)
         padded[: len(scores)] = scores[: len(padded)]
         ranks = rank_of(padded)
@@ -269,19 +270,18 @@ class ProjectModel(QObject):
             return []
         t = self.table
         choices = [("anomaly_score", f"anomaly score ({self.ranking()})")]
-        choices += [(f"score_{d}", f"score: {d}") for d in detector_names(self.project)]
+        choices += [(score_array(d), f"score: {d}") for d in detector_names(self.project)]
         if "predicted_relevance" in t:
             choices.append(("predicted_relevance", "predicted relevance"))
         choices += [("label_score", "label score"), ("tags", "tag")]
-        choices += [(c, f"clusters: {c[len('cluster_'):]}") for c in CLUSTER_COLUMNS if c in t]
+        choices += [(c, f"clusters: {c[len(CLUSTER_PREFIX):]}") for c in CLUSTER_ARRAYS if c in t]
         choices += [(c, f"meta: {c}") for c in self._meta_columns()]
         return choices
 
     def _meta_columns(self) -> list[str]:
-        known = {"anomaly_score", "label_score", "cluster", *CLUSTER_COLUMNS, *_INTERNAL}
         out = []
         for column in self.table.columns:
-            if column in known or column.startswith("score_"):
+            if not is_metadata(column):
                 continue
             values = self.table[column]
             if pd.api.types.is_numeric_dtype(values) or values.nunique() <= MAX_CATEGORIES:
@@ -299,7 +299,7 @@ class ProjectModel(QObject):
             first = np.array([t.split(";")[0] for t in values], dtype=object)
             names = sorted({t for t in first if t})
             return self._codes(first, names), "categorical", names
-        if column == "cluster" or column in CLUSTER_COLUMNS:
+        if column == "cluster" or column in CLUSTER_ARRAYS:
             codes = values.astype(np.int64)
             top = int(codes.max()) if len(codes) else -1
             return codes, "categorical", [f"cluster {i}" for i in range(top + 1)]

@@ -28,16 +28,14 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QHB
                                QLineEdit, QStyle, QStyledItemDelegate, QTableView, QToolButton, QVBoxLayout,
                                QWidget)
 
+from oddscope.core.project.table import is_metadata
+
 from oddscope.app.thumbs import ThumbnailCache, ThumbnailUser, paint_thumbnail
 
 # Label score 0 (normal) to 5 (most interesting): cool to hot.
 SCORE_COLOURS = ("#6b7785", "#3d8bd4", "#26a69a", "#d4a82a", "#ee7d2b", "#e0483e")
 TEXT_DEBOUNCE_MS = 200  # typing "galaxy" filters once, not six times
 DEFAULT_THUMB = 128
-# Columns of project_table that are not metadata (the text filter searches path + metadata).
-NON_METADATA = {"status", "reason", "role", "rank", "anomaly_score", "predicted_relevance", "umap_x", "umap_y",
-                "cluster", "label_score", "tags"}
-NON_METADATA_PREFIXES = ("score_", "cluster_", "rank_", "relevance_")
 LABEL_CHOICES = [("Any label", None), ("Unlabelled", "unlabelled"), ("Labelled", "labelled")] + [
     (f"Score \u2265 {n}", n) for n in range(1, 6)]
 
@@ -201,9 +199,8 @@ def _floats(df: pd.DataFrame, column: str) -> np.ndarray:
 def _search_columns(df: pd.DataFrame) -> list[pd.Series]:
     """Path and the text metadata columns: what the text filter looks in."""
     return [df[c] for c in df.columns
-            if c == "path" or (c not in NON_METADATA and not str(c).startswith(NON_METADATA_PREFIXES)
-                               and (pd.api.types.is_string_dtype(df[c]) or df[c].dtype == object
-                                    or isinstance(df[c].dtype, pd.CategoricalDtype)))]
+            if c == "path" or (is_metadata(c) and (pd.api.types.is_string_dtype(df[c]) or df[c].dtype == object
+                                                   or isinstance(df[c].dtype, pd.CategoricalDtype)))]
 
 
 class TextSearch:

@@ -22,8 +22,9 @@ from PySide6.QtCore import Qt
 from oddscope.core.models.rankers import RANKERS
 from oddscope.core.progress import Progress
 from oddscope.core.workflows.retrieval import Neighbours
+from oddscope.core.project.layout import SKIPPED_REPORT, ProjectLayout, detector_of, rank_array, relevance_array
 from oddscope.core.project.store import Project, ProjectError, ProjectLocked
-from oddscope.core.project.table import read_project_table
+from oddscope.core.project.table import is_metadata, read_project_table
 
 from oddscope.app import dialogs
 from oddscope.app.learning import ActiveLearner, prepare_session
@@ -359,7 +360,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _make_status_bar(self) -> None:
         status = self.statusBar()
         self.items_label = QtWidgets.QLabel("No project")
-        self.items_label.setToolTip("Images in the project: indexed / skipped (see skipped.csv in the project)")
+        self.items_label.setToolTip(f"Images in the project: indexed / skipped (see {SKIPPED_REPORT} in the project)")
         self.labelled_label = QtWidgets.QLabel()
         self.labelled_label.setToolTip("Images you have scored or tagged")
         self.encoder_label = QtWidgets.QLabel()
@@ -404,12 +405,12 @@ class MainWindow(QtWidgets.QMainWindow):
     def last_project(self) -> str | None:
         """The project open at the end of the last session, if it still exists."""
         path = dialogs.app_settings().value("last_project", None)
-        return path if path and (Path(path) / "oddscope.sqlite").exists() else None
+        return path if path and ProjectLayout(path).is_project() else None
 
     def recent_projects(self) -> list[str]:
         value = dialogs.app_settings().value("recent_projects", [])
         value = [value] if isinstance(value, str) else list(value or [])
-        return [p for p in value if (Path(p) / "oddscope.sqlite").exists()]
+        return [p for p in value if ProjectLayout(p).is_project()]
 
     def _remember_project(self, root: Path) -> None:
         s = dialogs.app_settings()
@@ -535,7 +536,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.neighbours.set_query_function(None if root is None else _neighbour_query(root, self._neighbour_progress))
 
     def _make_thumbnails(self, project: Project) -> None:
-        folder = project.root / "thumbnails"
+        folder = project.layout.thumbnails
         if not project.writable or not os.access(project.root, os.W_OK):
             base = QtCore.QStandardPaths.writableLocation(QtCore.QStandardPaths.CacheLocation)
             folder = Path(base) / "thumbnails" / hashlib.sha1(str(project.root).encode()).hexdigest()[:16]
@@ -636,15 +637,13 @@ class MainWindow(QtWidgets.QMainWindow):
         if "predicted_relevance" in row:
             fields.append(("Predicted relevance", format_score(row["predicted_relevance"])))
         for column in row.index:
-            if column.startswith("score_"):
-                fields.append((f"score: {column[len('score_'):]}", format_score(row[column])))
+            if detector_of(column) is not None:
+                fields.append((f"score: {detector_of(column)}", format_score(row[column])))
         if "cluster" in row:
             fields.append(("Cluster", str(row["cluster"]) if row["cluster"] >= 0 else "–"))
         fields.append(("Status", row["status"] + (f" ({row['reason']})" if row["reason"] else "")))
-        known = {"path", "status", "reason", "role", "rank", "anomaly_score", "predicted_relevance", "umap_x",
-                 "umap_y", "cluster", "label_score", "tags", "cluster_kmeans", "cluster_gmm", "cluster_ward"}
         for column in row.index:
-            if column not in known and not column.startswith("score_") and str(row[column]) not in ("nan", "None"):
+            if is_metadata(column) and str(row[column]) not in ("nan", "None"):
                 fields.append((column, str(row[column])))
         fields.append(("Path", row["path"]))
         self.viewer.show_item(item_id, row["path"], fields, self._label_html(item_id))
@@ -820,9 +819,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.model.table is None or self.ranking_combo.currentText() != method:
             return  # the user moved on to another ranking meanwhile
         if self.model.can_label:  # not while the writer lock is lent to a background task
-            self.model.project.save_array(f"rank_{method}", scores)
+            self.model.project.save_array(rank_array(method), scores)
             if relevance is not None:
-                self.model.project.save_array(f"relevance_{method}", relevance)
+                self.model.project.save_array(relevance_array(method), relevance)
         self.model.apply_ranking(method, scores, relevance)
         labelled = int(self.model.table["label_score"].notna().sum())
         self.statusBar().showMessage(f"Re-ranked with {method} on {labelled} label(s) in {seconds * 1000:.0f} ms", 5000)
@@ -909,7 +908,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
 
         def done(summary) -> None:
-            skipped = f"; {len(summary['skipped'])} skipped (see skipped.csv)" if summary["skipped"] else ""
+            skipped = f"; {len(summary['skipped'])} skipped (see {SKIPPED_REPORT})" if summary["skipped"] else ""
             self.statusBar().showMessage(f"Indexed {summary['n_items']:,} images{skipped}", 8000)
             self.open_project(project_dir)
 

@@ -33,6 +33,7 @@ from _qt import private_app  # also selects the offscreen platform
 def make_project(root: Path, n: int, dim: int = 64, seed: int = 0) -> Path:
     """A project of ``n`` items with features, an anomaly score and a map, written through the real store."""
     from oddscope.core.project.features import FeatureStore
+    from oddscope.core.project.layout import ENCODER, MAP_ARRAY, RANKING, TEST_IDS, score_array
     from oddscope.core.project.store import Project
 
     rng = np.random.default_rng(seed)
@@ -44,15 +45,15 @@ def make_project(root: Path, n: int, dim: int = 64, seed: int = 0) -> Path:
     with Project.create(root / "project") as project:
         project.add_items([root / "images" / f"im{i:07d}.png" for i in range(n)])
         ids = np.arange(n)
-        store = FeatureStore(project.root / "features" / f"{key}.npy", dim)
+        store = FeatureStore(project.layout.features(key), dim)
         store.open(n)
         store.write_rows(ids, X)
         project.mark_features_done(key, ids)
-        project.set_setting("encoder", {"spec": "synthetic", "weights": "none (benchmark data)", "key": key})
-        project.save_array("test_ids", ids)
-        project.save_array("score_knn", anomaly.astype(np.float32))
-        project.save_array("umap", (z[:, :2] + 0.1 * rng.normal(size=(n, 2))).astype(np.float32))
-        project.set_setting("ranking", "knn")
+        ENCODER.write(project, {"spec": "synthetic", "weights": "none (benchmark data)", "key": key})
+        project.save_array(TEST_IDS, ids)
+        project.save_array(score_array("knn"), anomaly.astype(np.float32))
+        project.save_array(MAP_ARRAY, (z[:, :2] + 0.1 * rng.normal(size=(n, 2))).astype(np.float32))
+        RANKING.write(project, "knn")
     return root / "project"
 
 

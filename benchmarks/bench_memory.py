@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from hostile import FakeEncoder  # noqa: E402
 from oddscope.core.workflows.extraction import extract_features  # noqa: E402
 from oddscope.core.workflows.pipeline import add_source  # noqa: E402
+from oddscope.core.project.layout import ProjectLayout  # noqa: E402
 from oddscope.core.project.store import Project  # noqa: E402
 
 
@@ -119,7 +120,7 @@ def main(argv=None) -> None:
             t_check = time.perf_counter() - t0
             assert not len(missing)
         peak_self, peak_children = peak_rss_mb()
-        features = next((work / "project" / "features").glob("*.npy"))
+        features = next(ProjectLayout(work / "project").features_dir.glob("*.npy"))
         print(f"check_files       {t_check:.2f} s for {args.n + n_more:,} items")
         print(f"feature file      {features.stat().st_size / 2**20:.0f} MB")
         print(f"peak RSS          {peak_self:.0f} MB (at the start of indexing {before:.0f} MB); "

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from oddscope.core.progress import Cancelled
+from oddscope.core.project.layout import ENCODER, RANKING
 from oddscope.core.project.store import Project, ProjectError
 
 _PROJECT = click.option("--project", "-p", "project_dir", required=True, type=click.Path(file_okay=False),
@@ -126,7 +127,7 @@ def _print_summary(project: Project, summary) -> None:
                f"reused {ext.reused}" + (f", {ext.images_per_second:.1f} img/s" if ext.computed else ""))
     click.echo(f"Mode      {summary.mode}")
     if summary.skipped:
-        click.echo(f"Skipped   {len(summary.skipped)} file(s), listed in {project.root / 'skipped.csv'}:")
+        click.echo(f"Skipped   {len(summary.skipped)} file(s), listed in {project.layout.skipped_report}:")
         for path, reason in summary.skipped[:10]:
             click.echo(f"  {path}: {reason}")
         if len(summary.skipped) > 10:
@@ -153,13 +154,13 @@ def info(project_dir):
     """What a project holds: items, encoder and weights, detectors, labels."""
     with Project.open(project_dir) as project:
         items = project.items(with_meta=False)
-        enc = project.get_setting("encoder") or {}
+        enc = ENCODER.read(project) or {}
         click.echo(f"Project   {project.root}")
         click.echo(f"Items     {len(items)}: " + ", ".join(f"{n} {s}" for s, n in items["status"].value_counts().items()))
         click.echo(f"Encoder   {enc.get('spec', '-')}; weights: {enc.get('weights', '-')}")
         for name, run in project.latest_runs("detector").items():
             click.echo(f"Detector  {name:<12} {json.dumps(run['params'])} ({run['seconds'] or 0:.1f}s)")
-        click.echo(f"Ranking   {project.get_setting('ranking')}")
+        click.echo(f"Ranking   {RANKING.read(project)}")
         click.echo(f"Labels    {len(project.labels())}")
 
 
@@ -323,7 +324,7 @@ def rank(project_dir, name, base):
             seconds = apply_active_ranking(project, name, base)
             click.echo(f"Fitted '{name}' on {int(project.labels()['score'].notna().sum())} label(s) in {seconds:.2f}s")
         elif name in known:
-            project.set_setting("ranking", name)
+            RANKING.write(project, name)
         else:
             raise click.ClickException(f"unknown ranking {name!r}; choose a detector ({', '.join(known)}) "
                                        f"or an active-learning method ({', '.join(RANKERS)})")

@@ -1,6 +1,6 @@
 """Feature matrices on disk: one memory-mapped ``.npy`` per encoder and weights.
 
-Row ``i`` of ``features/<key>.npy`` holds the features of item ``i``.  The key
+Row ``i`` of the key's file (``project.layout.features(key)``) holds the features of item ``i``.  The key
 names the encoder *and* its weights, so features of different models never
 mix.  Rows are written with plain file writes and fsynced before the project
 marks them done (:mod:`oddscope.core.workflows.extraction`), so a killed run
@@ -101,7 +101,7 @@ def _data_offset(fh) -> int:
 
 def load_features(project: Project, key: str, ids=None) -> np.ndarray:
     """Features (float32, in memory) of ``ids`` (default: every item that has them)."""
-    matrix = FeatureStore(project.root / "features" / f"{key}.npy", 0).read()
+    matrix = FeatureStore(project.layout.features(key), 0).read()
     if matrix is None:
         raise FileNotFoundError(f"no features for {key} in {project.root}; run `oddscope index` first")
     ids = project.features_done(key) if ids is None else np.asarray(ids)

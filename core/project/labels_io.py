@@ -12,7 +12,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oddscope.core.project.store import Project, _check_score, _clean_tags
+from oddscope.core.project.store import Project, check_score, clean_tags
 
 
 @dataclass
@@ -81,9 +81,9 @@ def import_labels(project: Project, path, who: str | None = None) -> ImportRepor
             continue
         try:
             score_text = (row.get("score") or "").strip()
-            score = _check_score(score_text) if score_text else ...
+            score = check_score(score_text) if score_text else ...
             tags_text = (row.get("tags") or "").strip()
-            tags = _clean_tags(tags_text) if tags_text else ...  # an empty cell keeps the current tags
+            tags = clean_tags(tags_text) if tags_text else ...  # an empty cell keeps the current tags
         except ValueError as err:
             report.errors.append((line, str(err)))
             continue

@@ -1,18 +1,15 @@
 """The project: one folder holding everything Oddscope knows about a collection.
 
-Layout of a project folder::
-
-    oddscope.sqlite      items, metadata, labels (+ undo history), runs, settings
-    features/<key>.npy   feature matrix per encoder (memory-mapped, row = item id)
-    arrays/<name>.npy    per-item arrays: detector scores, map coordinates, clusters
-    models/              fitted objects that place new items (the map)
-    skipped.csv          files that could not be read, with the reason
+What lives where in the folder, and what arrays and settings are called, is
+:mod:`oddscope.core.project.layout` (``project.layout``).  This module owns the
+database: items, metadata, labels (+ undo history), runs, settings, and the
+per-item arrays saved beside it.
 
 SQLite runs in WAL mode with ``synchronous=FULL``: a label write that returned
 is on disk, whatever happens next (crash, SIGKILL, power loss).  Only one
-process may write a project at a time (an OS file lock, released by the OS if
-the writer dies); any number may read.  Item ids are dense row numbers
-(0, 1, 2, ...) so that an item's id is its row in every array.
+process may write a project at a time (:mod:`oddscope.core.project.lock`);
+any number may read.  Item ids are dense row numbers (0, 1, 2, ...) so that
+an item's id is its row in every array.
 """
 
 from __future__ import annotations
@@ -28,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from oddscope.core.project.layout import DB_NAME, ProjectLayout
+from oddscope.core.project.lock import LockHeld, WriterLock
+
 SCHEMA_VERSION = 1
-DB_NAME = "oddscope.sqlite"
-LOCK_NAME = "writer.lock"
 MIN_SCORE, MAX_SCORE = 0, 5
+ITEM_COLUMNS = ("path", "role", "status", "reason")  # what Project.items() holds besides the metadata
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS info(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -80,53 +79,12 @@ def _user() -> str:
         return "unknown"
 
 
-class _WriterLock:
-    """An exclusive OS lock on ``writer.lock``; the OS drops it when the process dies."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._fh = None
-
-    def acquire(self) -> None:
-        fh = open(self.path, "a+")
-        try:
-            _lock_file(fh)
-        except OSError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
-            raise ProjectLocked(
-                f"Project {self.path.parent} is open for writing by {holder}. "
-                "Close it there first (you can still open it read-only).") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {_now()}")
-        fh.flush()
-        self._fh = fh
-
-    def release(self) -> None:
-        if self._fh is not None:
-            self._fh.close()  # closing drops the lock
-            self._fh = None
-
-
-def _lock_file(fh) -> None:
-    try:
-        import fcntl
-
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:  # Windows
-        import msvcrt
-
-        fh.seek(0)
-        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-
-
 class Project:
     """An open project folder.  Use :meth:`create` or :meth:`open`; close it (or use ``with``)."""
 
-    def __init__(self, root: Path, conn: sqlite3.Connection, lock: _WriterLock | None):
+    def __init__(self, root: Path, conn: sqlite3.Connection, lock: WriterLock | None):
         self.root = root
+        self.layout = ProjectLayout(root)
         self._conn = conn
         self._lock = lock
 
@@ -135,7 +93,7 @@ class Project:
     def create(cls, root, exist_ok: bool = True) -> "Project":
         """Create (or, with ``exist_ok``, open for writing) the project at ``root``."""
         root = Path(root).resolve()
-        if (root / DB_NAME).exists():
+        if ProjectLayout(root).is_project():
             if not exist_ok:
                 raise ProjectError(f"{root} already holds a project")
             return cls.open(root, writable=True)
@@ -147,13 +105,19 @@ class Project:
     @classmethod
     def open(cls, root, writable: bool = False, _new: bool = False) -> "Project":
         root = Path(root).resolve()
-        db = root / DB_NAME
-        if not _new and not db.exists():
+        layout = ProjectLayout(root)
+        db = layout.db
+        if not _new and not layout.is_project():
             raise ProjectError(f"{root} is not an Oddscope project (no {DB_NAME}); create one with `oddscope index`")
         lock = None
         if writable:
-            lock = _WriterLock(root / LOCK_NAME)
-            lock.acquire()
+            lock = WriterLock(layout.lock)
+            try:
+                lock.acquire(f"pid {os.getpid()} on {socket.gethostname()} since {_now()}")
+            except LockHeld as held:
+                raise ProjectLocked(
+                    f"Project {root} is open for writing by {held.holder}. "
+                    "Close it there first (you can still open it read-only).") from None
         try:
             if writable:
                 conn = sqlite3.connect(db, timeout=30, isolation_level=None, check_same_thread=False)
@@ -296,11 +260,11 @@ class Project:
 
     def items(self, with_meta: bool = True) -> pd.DataFrame:
         """All items, indexed by id, with columns path, role, status, reason (+ metadata columns)."""
-        df = pd.read_sql_query("SELECT id, path, role, status, reason, meta FROM items ORDER BY id",
+        df = pd.read_sql_query(f"SELECT id, {', '.join(ITEM_COLUMNS)}, meta FROM items ORDER BY id",
                                self._conn, index_col="id")
         if with_meta and len(df):
             meta = pd.DataFrame([json.loads(m) for m in df.pop("meta")], index=df.index)
-            meta = meta.drop(columns=[c for c in meta.columns if c in df.columns])
+            meta = meta.drop(columns=[c for c in meta.columns if c in ITEM_COLUMNS])
             df = df.join(meta)
         else:
             df = df.drop(columns="meta")
@@ -376,27 +340,27 @@ class Project:
                           [(s, r, int(i)) for i, s, r in statuses])
 
     # --------------------------------------------------------------------- arrays
-    def array_path(self, name: str) -> Path:
-        return self.root / "arrays" / f"{name}.npy"
-
     def save_array(self, name: str, values: np.ndarray) -> None:
         """Write a per-item array atomically (write to a temp file, then rename)."""
         self._need_writable()
-        path = self.array_path(name)
+        path = self.layout.array(name)
         path.parent.mkdir(exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")
         np.save(tmp, np.asarray(values))
         os.replace(tmp, path)
 
     def load_array(self, name: str, mmap: bool = False) -> np.ndarray | None:
-        path = self.array_path(name)
+        path = self.layout.array(name)
         if not path.exists():
             return None
         return np.load(path, mmap_mode="r" if mmap else None)
 
     def array_names(self) -> list[str]:
-        folder = self.root / "arrays"
-        return sorted(p.stem for p in folder.glob("*.npy") if not p.name.endswith(".tmp.npy")) if folder.exists() else []
+        """The names of the saved per-item arrays (see :mod:`oddscope.core.project.layout`)."""
+        folder = self.layout.arrays_dir
+        if not folder.exists():
+            return []
+        return sorted(p.stem for p in folder.glob("*.npy") if not p.name.endswith(".tmp.npy"))
 
     # ----------------------------------------------------------------------- runs
     def record_run(self, kind: str, name: str, params: dict, encoder: str | None = None,
@@ -445,8 +409,8 @@ class Project:
                 if not c.execute("SELECT 1 FROM items WHERE id=?", (item_id,)).fetchone():
                     raise ProjectError(f"no item with id {item_id}")
                 old_score, old_tags = self.label(item_id)
-                new_score = old_score if score is ... else _check_score(score)
-                new_tags = old_tags if tags is ... else _clean_tags(tags)
+                new_score = old_score if score is ... else check_score(score)
+                new_tags = old_tags if tags is ... else clean_tags(tags)
                 if (new_score, new_tags) == (old_score, old_tags):
                     continue
                 self._write_label(c, item_id, new_score, new_tags, who)
@@ -525,7 +489,11 @@ class _Transaction:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
-def _check_score(score):
+def check_score(score) -> int | None:
+    """A label score as stored: a whole number MIN_SCORE-MAX_SCORE, or None; ValueError otherwise.
+
+    Shared by :meth:`Project.set_labels` and the CSV import, so both accept exactly the same values.
+    """
     if score is None:
         return None
     try:
@@ -537,7 +505,8 @@ def _check_score(score):
     return int(value)
 
 
-def _clean_tags(tags) -> list[str]:
+def clean_tags(tags) -> list[str]:
+    """Tags as stored: stripped, non-empty, first occurrence kept; a string is split at ``,`` or ``;``."""
     if isinstance(tags, str):
         tags = [t for t in tags.replace(";", ",").split(",")]
     out = []

@@ -3,6 +3,10 @@
 The active ranking is a project setting naming either a detector (``knn``,
 ``iforest``, ...) or an active-learning method whose scores were stored as
 ``rank_<method>``; ``anomaly_score`` and ``rank`` always follow it.
+
+Every other column is computed here too, except the items' metadata (from a
+manifest or the ingest): :func:`is_metadata` is the one rule telling them apart,
+for the export, the map's colourings, the viewer's fields and the text filter.
 """
 
 from __future__ import annotations
@@ -13,23 +17,37 @@ import numpy as np
 import pandas as pd
 
 from oddscope.core.progress import as_progress
-from oddscope.core.project.store import Project
+from oddscope.core.project.layout import (CLUSTER_ARRAYS, CLUSTER_PREFIX, MAP_ARRAY, RANKING, SCORE_PREFIX,
+                                          detector_of, rank_array, relevance_array, score_array)
+from oddscope.core.project.store import ITEM_COLUMNS, Project
 
-CLUSTER_COLUMNS = ("cluster_kmeans", "cluster_gmm", "cluster_ward")
+# The columns project_table computes besides one per detector (score_<name>) and per clusterer.
+COMPUTED_COLUMNS = frozenset({*ITEM_COLUMNS, "rank", "anomaly_score", "predicted_relevance", "umap_x", "umap_y",
+                              "cluster", "label_score", "tags"})
+
+
+def is_metadata(column) -> bool:
+    """Whether a project-table column holds the items' own metadata rather than something computed.
+
+    Metadata whose name would read as computed is renamed ``meta_<name>`` by :func:`project_table`,
+    so this rule never misfiles a column.
+    """
+    column = str(column)
+    return column not in COMPUTED_COLUMNS and not column.startswith((SCORE_PREFIX, CLUSTER_PREFIX))
 
 
 def detector_names(project: Project) -> list[str]:
-    return [n[len("score_"):] for n in project.array_names() if n.startswith("score_")]
+    return [name for name in map(detector_of, project.array_names()) if name is not None]
 
 
 def ranking_name(project: Project) -> str:
-    return project.get_setting("ranking") or "knn"
+    return RANKING.read(project)
 
 
 def ranking_scores(project: Project, name: str | None = None) -> np.ndarray:
     """Per-item scores of a ranking (higher first); NaN for items outside it."""
     name = name or ranking_name(project)
-    for array in (f"rank_{name}", f"score_{name}"):
+    for array in (rank_array(name), score_array(name)):
         values = project.load_array(array)
         if values is not None:
             return values.astype(np.float64)
@@ -69,14 +87,14 @@ def project_table(project: Project, roles=("test",), absolute_paths: bool = True
     df["rank"] = rank_of(scores)
     df["anomaly_score"] = scores
     for name in detector_names(project):
-        df[f"score_{name}"] = _padded(project.load_array(f"score_{name}"), len(df))
-    rel = project.load_array(f"relevance_{ranking_name(project)}")
+        df[score_array(name)] = _padded(project.load_array(score_array(name)), len(df))
+    rel = project.load_array(relevance_array(ranking_name(project)))
     if rel is not None:
         df["predicted_relevance"] = _padded(rel, len(df))
-    umap = project.load_array("umap")
+    umap = project.load_array(MAP_ARRAY)
     df["umap_x"] = _padded(None if umap is None else umap[:, 0], len(df))
     df["umap_y"] = _padded(None if umap is None else umap[:, 1], len(df))
-    for column in CLUSTER_COLUMNS:
+    for column in CLUSTER_ARRAYS:  # each cluster array is a column of its own name
         values = project.load_array(column)
         if values is not None:
             df[column] = _padded(values, len(df), fill=-1).astype(np.int64)
@@ -85,9 +103,8 @@ def project_table(project: Project, roles=("test",), absolute_paths: bool = True
     labels = project.labels()
     df["label_score"] = labels["score"].reindex(df.index)
     df["tags"] = [";".join(t) if isinstance(t, list) else "" for t in labels["tags"].reindex(df.index)]
-    meta = items.drop(columns=["path", "role", "status", "reason"])
-    clash = set(meta.columns) & set(df.columns)
-    df = df.join(meta.rename(columns={c: f"meta_{c}" for c in clash}))
+    meta = items.drop(columns=list(ITEM_COLUMNS))
+    df = df.join(meta.rename(columns={c: f"meta_{c}" for c in meta.columns if not is_metadata(c)}))
     if roles:
         df = df[df["role"].isin(roles)]
     return df.sort_values(["rank"], key=lambda r: r.replace(0, np.iinfo(np.int64).max), kind="stable")

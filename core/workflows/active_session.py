@@ -15,17 +15,17 @@ import numpy as np
 import pandas as pd
 
 from oddscope.core.models.rankers import RANKERS, make_ranker
-from oddscope.core.project.features import load_features
 from oddscope.core.progress import as_progress
+from oddscope.core.project.features import load_features
+from oddscope.core.project.layout import (ANOMALY_DETECTOR, ENCODER, RANKING, TEST_IDS, rank_array,
+                                          relevance_array, score_array)
 from oddscope.core.project.store import Project
-
-BASE_SETTING = "anomaly_detector"
 
 
 def base_detector(project: Project) -> str:
     """The detector whose scores are the anomaly prior of the active rankers."""
-    ranking = project.get_setting("ranking") or "knn"
-    return project.get_setting(BASE_SETTING) or (ranking if ranking not in RANKERS else "knn")
+    ranking = RANKING.read(project)
+    return ANOMALY_DETECTOR.read(project) or (ranking if ranking not in RANKERS else RANKING.default)
 
 
 class ActiveSession:
@@ -35,17 +35,17 @@ class ActiveSession:
                  **ranker_kw):
         self.method = method
         self.base = base or base_detector(project)
-        self.ids = project.load_array("test_ids")
+        self.ids = project.load_array(TEST_IDS)
         if self.ids is None:
             raise ValueError(f"{project.root} has not been analysed yet; run `oddscope index`")
-        anomaly = project.load_array(f"score_{self.base}")
+        anomaly = project.load_array(score_array(self.base))
         if anomaly is None:
             raise ValueError(f"no scores of detector {self.base!r} in {project.root}")
         self.n_items = project.n_items
         self.anomaly = anomaly[self.ids].astype(np.float64)
         progress = as_progress(progress)
         progress.update("active: reading features", 0, 1)
-        self.X = load_features(project, project.get_setting("encoder")["key"], self.ids)
+        self.X = load_features(project, ENCODER.read(project)["key"], self.ids)
         self._position = pd.Series(np.arange(len(self.ids)), index=self.ids)
         self.ranker = make_ranker(method, **ranker_kw).prepare(self.X, progress)
 
@@ -64,11 +64,11 @@ class ActiveSession:
 
     def save(self, project: Project, scores: np.ndarray, relevance: np.ndarray | None) -> None:
         """Store the ranking and make it the project's active one."""
-        project.save_array(f"rank_{self.method}", scores)
+        project.save_array(rank_array(self.method), scores)
         if relevance is not None:
-            project.save_array(f"relevance_{self.method}", relevance)
-        project.set_setting(BASE_SETTING, self.base)
-        project.set_setting("ranking", self.method)
+            project.save_array(relevance_array(self.method), relevance)
+        ANOMALY_DETECTOR.write(project, self.base)
+        RANKING.write(project, self.method)
 
 
 def apply_active_ranking(project: Project, method: str, base: str | None = None) -> float:
@@ -79,5 +79,5 @@ def apply_active_ranking(project: Project, method: str, base: str | None = None)
     session.save(project, scores, relevance)
     seconds = time.perf_counter() - t0
     project.record_run("ranking", method, {"base": session.base, "labels": int(project.labels()["score"].notna().sum())},
-                       project.get_setting("encoder")["key"], seconds)
+                       ENCODER.read(project)["key"], seconds)
     return seconds

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from oddscope.core.models.metrics import detection_metrics
+from oddscope.core.project.layout import score_array
 from oddscope.core.project.store import Project
 from oddscope.core.project.table import detector_names, ranking_name, ranking_scores
 
@@ -39,7 +40,7 @@ def evaluate_detectors(project: Project, truth_csv, ks=(10, 50, 100)) -> dict:
     ids, is_anomaly = truth["ids"], truth["values"] > 0
     names = detector_names(project)
     active = ranking_name(project)
-    rankings = {name: project.load_array(f"score_{name}") for name in names}
+    rankings = {name: project.load_array(score_array(name)) for name in names}
     if active not in rankings:
         rankings[f"ranking:{active}"] = ranking_scores(project, active)
     results, per_category = {}, {}

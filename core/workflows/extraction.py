@@ -91,7 +91,7 @@ def extract_features(project: Project, encoder, batch_size: int = 32, num_worker
     done = set(project.features_done(key).tolist())
     todo = items[~items["status"].isin(["skipped", "missing"]) & ~items.index.isin(list(done))]
     report = ExtractionReport(key, reused=len(done))
-    store = FeatureStore(project.root / "features" / f"{key}.npy", encoder.dim, dtype)
+    store = FeatureStore(project.layout.features(key), encoder.dim, dtype)
     store.open(max(project.n_items, 1))  # room for every item's row
     if not len(todo):
         return report

@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from oddscope.core.data.ingest import ScanResult, read_manifest, scan_folder
 from oddscope.core.models.clustering import cluster_all
 from oddscope.core.models.detectors import DEFAULT_DETECTORS, make_detector
-from oddscope.core.project.features import encoder_key, load_features
-from oddscope.core.workflows.extraction import ExtractionReport, extract_features
-from oddscope.core.data.ingest import ScanResult, read_manifest, scan_folder
-from oddscope.core.progress import as_progress
 from oddscope.core.models.projection import MapProjection
-from oddscope.core.workflows.retrieval import drop_indexes, index_path, save_index
+from oddscope.core.progress import as_progress
+from oddscope.core.project.features import encoder_key, load_features
+from oddscope.core.project.layout import ENCODER, MAP_ARRAY, RANKING, TEST_IDS, score_array
 from oddscope.core.project.store import Project
+from oddscope.core.workflows.extraction import ExtractionReport, extract_features
+from oddscope.core.workflows.retrieval import drop_indexes, save_index
 
-MAP_MODEL = "map.joblib"
 PLAIN_KNN = ("knn", "knn-l2", "knn-l1")  # the detectors that `-k` sets
 
 
@@ -95,7 +95,7 @@ def index_images(project: Project, images=None, reference=None, options: IndexOp
     summary.extraction = extract_features(project, encoder, batch_size=options.batch_size,
                                           num_workers=options.workers, dtype=np.dtype(options.dtype),
                                           progress=progress, **extra)
-    project.set_setting("encoder", {**summary.encoder, "key": encoder_key(encoder)})
+    ENCODER.write(project, {**summary.encoder, "key": encoder_key(encoder)})
     summary.seconds["features"] = time.perf_counter() - t0
 
     summary.mode = analyse(project, options, progress=progress, timings=summary.seconds)
@@ -109,7 +109,7 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
     options = options or IndexOptions()
     progress = as_progress(progress)
     timings = {} if timings is None else timings
-    key = project.get_setting("encoder")["key"]
+    key = ENCODER.read(project)["key"]
     done = set(project.features_done(key).tolist())
     test_ids = np.array([i for i in project.ids_with_status("ok", "test") if i in done], dtype=np.int64)
     ref_ids = np.array([i for i in project.ids_with_status("ok", "reference") if i in done], dtype=np.int64)
@@ -119,7 +119,7 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
     mode = "reference" if len(ref_ids) else "unsupervised"
     memory = load_features(project, key, ref_ids) if len(ref_ids) else X
     n = project.n_items
-    project.save_array("test_ids", test_ids)
+    project.save_array(TEST_IDS, test_ids)
     drop_indexes(project)  # built for the previous analysis
 
     for step, name in enumerate(options.detectors):
@@ -127,23 +127,23 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
         t0 = time.perf_counter()
         detector = make_detector(name, **({"k": options.k} if name in PLAIN_KNN else {}))
         values = detector.fit(memory).score(X, exclude_self=(mode == "unsupervised"))
-        project.save_array(f"score_{name}", _scatter(values, test_ids, n))
+        project.save_array(score_array(name), _scatter(values, test_ids, n))
         if mode == "unsupervised":
             _keep_index(project, key, detector, len(test_ids))
         seconds = time.perf_counter() - t0
         project.record_run("detector", name, {**detector.params(), "mode": mode}, key, seconds)
-        timings[f"score_{name}"] = seconds
+        timings[score_array(name)] = seconds
     progress.update("scores", len(options.detectors), len(options.detectors))
-    if project.get_setting("ranking") not in options.detectors:
-        project.set_setting("ranking", options.detectors[0])
+    if RANKING.read(project) not in options.detectors:
+        RANKING.write(project, options.detectors[0])
 
     if options.make_map:
         t0 = time.perf_counter()
         progress.update("map", 0, 1)
         projection = MapProjection().fit(X, progress=progress)
-        project.save_array("umap", _scatter(projection.embedding_, test_ids, n))
-        (project.root / "models").mkdir(exist_ok=True)
-        projection.save(project.root / "models" / MAP_MODEL)
+        project.save_array(MAP_ARRAY, _scatter(projection.embedding_, test_ids, n))
+        project.layout.models_dir.mkdir(exist_ok=True)
+        projection.save(project.layout.map_model)
         timings["map"] = time.perf_counter() - t0
         project.record_run("map", "umap", {"n": len(test_ids)}, key, timings["map"])
         progress.update("map", 1, 1)
@@ -165,7 +165,7 @@ def _keep_index(project: Project, key: str, detector, n: int) -> None:
     index = getattr(detector, "index_", None)
     if index is None or index.metric == "l1":  # exact L1 keeps the matrix itself: not worth a copy
         return
-    path = index_path(project, key, index.metric, n)
+    path = project.layout.index(key, index.metric, n)
     if not path.exists():
         save_index(index, path)
 
@@ -180,11 +180,11 @@ def _scatter(values: np.ndarray, ids: np.ndarray, n: int, fill=np.nan) -> np.nda
 
 
 def write_skipped_report(project: Project) -> pd.DataFrame:
-    """``skipped.csv`` in the project: every file not indexed (absolute path), with its reason.
+    """The project's skipped report (``layout.skipped_report``): every file not indexed, with its reason.
 
-    Returns the table it wrote (columns ``path``, ``reason``).
+    Returns the table it wrote (columns ``path``, absolute, and ``reason``).
     """
     skipped = project.skipped()
     skipped["path"] = project.resolve_all(skipped["path"])
-    skipped.to_csv(project.root / "skipped.csv", index=False)
+    skipped.to_csv(project.layout.skipped_report, index=False)
     return skipped

@@ -1,6 +1,6 @@
 """Nearest neighbours of items or of arbitrary vectors (e.g. a CLIP text query).
 
-Indexes are caches saved under ``index/`` in the project (atomically, so two
+Indexes are caches saved in the project (``project.layout.index``) (atomically, so two
 readers cannot corrupt them): the analysis keeps the ones its kNN detectors
 built, any other is built on first use, and all are dropped when the analysis
 is recomputed.
@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oddscope.core.project.features import load_features
 from oddscope.core.models.knn import KnnIndex
 from oddscope.core.progress import as_progress
+from oddscope.core.project.features import load_features
+from oddscope.core.project.layout import ENCODER, TEST_IDS
 from oddscope.core.project.store import Project
 
 
@@ -28,8 +29,8 @@ class Neighbours:
         """``progress`` reports (and can cancel) the first build of each metric's index: minutes at 10^6 items."""
         self.project = project
         self._progress = as_progress(progress)
-        self.key = project.get_setting("encoder")["key"]
-        self.ids = project.load_array("test_ids")
+        self.key = ENCODER.read(project)["key"]
+        self.ids = project.load_array(TEST_IDS)
         if self.ids is None:
             raise ValueError(f"{project.root} has not been analysed yet; run `oddscope index`")
         self._row_of = {int(i): r for r, i in enumerate(self.ids)}
@@ -44,7 +45,7 @@ class Neighbours:
 
     def index(self, metric: str = "cosine") -> KnnIndex:
         if metric not in self._indexes:
-            path = index_path(self.project, self.key, metric, len(self.ids))
+            path = self.project.layout.index(self.key, metric, len(self.ids))
             if path.exists():
                 self._indexes[metric] = KnnIndex.load(path)
             else:
@@ -72,11 +73,6 @@ class Neighbours:
         return pd.DataFrame({"item_id": self.ids[rows[0]], "distance": dists[0]})
 
 
-def index_path(project: Project, key: str, metric: str, n: int) -> Path:
-    """Where the index of the ``n`` analysed items' ``key`` features under ``metric`` is kept."""
-    return project.root / "index" / f"{key}-{metric}-{n}.bin"
-
-
 def save_index(index: KnnIndex, path: Path) -> None:
     """Write ``index`` (and its sidecar) under a temporary name, then rename: readers never see half."""
     path.parent.mkdir(exist_ok=True)
@@ -88,4 +84,4 @@ def save_index(index: KnnIndex, path: Path) -> None:
 
 def drop_indexes(project: Project) -> None:
     """Forget cached indexes (after the set of analysed items changed)."""
-    shutil.rmtree(project.root / "index", ignore_errors=True)
+    shutil.rmtree(project.layout.index_dir, ignore_errors=True)

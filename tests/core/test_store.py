@@ -5,7 +5,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from oddscope.core.project.store import DB_NAME, Project, ProjectError, ProjectLocked
+from oddscope.core.project.layout import DB_NAME
+from oddscope.core.project.store import Project, ProjectError, ProjectLocked
 
 
 @pytest.fixture

@@ -1,0 +1,144 @@
+"""The on-disk vocabulary of a project: where each file lives, what each array and setting is called.
+
+Every name below is part of the project format: a project written by one
+version is read by the next, so a name changes here or nowhere.  Code outside
+this module asks :class:`ProjectLayout` (``project.layout``) for a path, and the
+functions and :class:`Setting` objects below for an array or setting name;
+it never spells one itself.
+
+Layout of a project folder::
+
+    oddscope.sqlite                  items, metadata, labels (+ undo history), runs, settings
+    writer.lock                      held (OS lock) by the one process writing the project
+    features/<key>.npy               feature matrix per encoder (memory-mapped, row = item id)
+    index/<key>-<metric>-<n>.bin     neighbour index caches of the n analysed items' features
+    arrays/<name>.npy                per-item arrays: detector scores, rankings, map coordinates, clusters
+    models/map.joblib                fitted objects that place new items (the map)
+    skipped.csv                      files that could not be read, with the reason
+    thumbnails/                      the app's thumbnail cache
+
+Per-item arrays (row = item id, NaN or -1 where an item has none)::
+
+    test_ids                 the analysed (test) items' ids, in analysis order
+    score_<detector>         a detector's anomaly scores
+    rank_<method>            an active-learning method's ranking scores
+    relevance_<method>       its predicted relevance, where it predicts one
+    umap                     map coordinates (n x 2)
+    cluster_<method>         cluster labels per clusterer
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DB_NAME = "oddscope.sqlite"
+SKIPPED_REPORT = "skipped.csv"  # named in messages too, so users know where to look
+
+
+@dataclass(frozen=True)
+class ProjectLayout:
+    """The paths of one project folder at ``root``; creates nothing."""
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    def is_project(self) -> bool:
+        """Whether ``root`` holds a project (its database), e.g. a recent project that still exists."""
+        return self.db.exists()
+
+    @property
+    def db(self) -> Path:
+        return self.root / DB_NAME
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "writer.lock"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.root / "features"
+
+    def features(self, key: str) -> Path:
+        """The feature matrix of the encoder (and weights) named ``key``."""
+        return self.features_dir / f"{key}.npy"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.root / "index"
+
+    def index(self, key: str, metric: str, n: int) -> Path:
+        """The neighbour index of the ``n`` analysed items' ``key`` features under ``metric``."""
+        return self.index_dir / f"{key}-{metric}-{n}.bin"
+
+    @property
+    def arrays_dir(self) -> Path:
+        return self.root / "arrays"
+
+    def array(self, name: str) -> Path:
+        return self.arrays_dir / f"{name}.npy"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def map_model(self) -> Path:
+        return self.models_dir / "map.joblib"
+
+    @property
+    def skipped_report(self) -> Path:
+        return self.root / SKIPPED_REPORT
+
+    @property
+    def thumbnails(self) -> Path:
+        return self.root / "thumbnails"
+
+
+# ------------------------------------------------------------------ per-item arrays
+TEST_IDS = "test_ids"
+MAP_ARRAY = "umap"
+SCORE_PREFIX = "score_"
+CLUSTER_PREFIX = "cluster_"
+# One per clusterer of oddscope.core.models.clustering (which the project layer may not import).
+CLUSTER_ARRAYS = ("cluster_kmeans", "cluster_gmm", "cluster_ward")
+
+
+def score_array(detector: str) -> str:
+    return f"{SCORE_PREFIX}{detector}"
+
+
+def rank_array(method: str) -> str:
+    return f"rank_{method}"
+
+
+def relevance_array(method: str) -> str:
+    return f"relevance_{method}"
+
+
+def detector_of(array: str) -> str | None:
+    """The detector whose scores ``array`` holds, or None for any other array."""
+    return array[len(SCORE_PREFIX):] if array.startswith(SCORE_PREFIX) else None
+
+
+# ------------------------------------------------------------------------ settings
+@dataclass(frozen=True)
+class Setting:
+    """A project setting: its key in the settings table and the value it has until first written."""
+
+    key: str
+    default: object = None
+
+    def read(self, project):
+        value = project.get_setting(self.key)
+        return self.default if value is None else value
+
+    def write(self, project, value) -> None:
+        project.set_setting(self.key, value)
+
+
+ENCODER = Setting("encoder")  # the encoder's description and feature ``key``: written by indexing
+RANKING = Setting("ranking", "knn")  # the active ranking: a detector or an active-learning method
+ANOMALY_DETECTOR = Setting("anomaly_detector")  # the detector the active-learning methods start from
