@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from PySide6.QtCore import QObject, Signal
 
-from oddscope.core.models.rankers import RANKERS
+from oddscope.core.models.registry import RANKERS
 from oddscope.core.project.store import Project, ProjectError, ProjectLocked
 from oddscope.core.project.table import (CLUSTER_COLUMNS, detector_names, rank_of, ranking_name, ranking_scores,
                                  read_project_table)
