@@ -9,19 +9,20 @@ from __future__ import annotations
 from PySide6 import QtWidgets
 from PySide6.QtCore import QSettings, Qt
 
-ENCODERS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
-METRICS = ("cosine", "l2", "l1")
+from oddscope.core.models import registry
+
+ENCODERS = registry.ENCODERS.standard()
+METRICS = tuple(registry.METRICS)
 
 
 def _detectors() -> tuple[list[str], list[str]]:
     """(every detector, the default set)."""
-    from oddscope.core.models.detectors import DEFAULT_DETECTORS, DETECTORS
-
-    return list(DETECTORS), list(DEFAULT_DETECTORS)
+    return list(registry.DETECTORS), list(registry.DEFAULT_DETECTORS)
 
 
-# "detectors": None means the standard set (resolved where the detectors module is loaded anyway).
-DEFAULT_ANALYSIS = {"encoder": ENCODERS[0], "weights": "", "detectors": None, "k": 5, "metric": "cosine"}
+# "detectors": None means the standard set.
+DEFAULT_ANALYSIS = {"encoder": registry.DEFAULT_ENCODER, "weights": "", "detectors": None, "k": 5,
+                    "metric": registry.METRICS.default}
 
 
 def app_settings() -> QSettings:
@@ -56,7 +57,7 @@ class SettingsDialog(QtWidgets.QDialog):
         self.setWindowTitle("Analysis settings")
         self.encoder = QtWidgets.QComboBox(editable=True)
         self.encoder.addItems(ENCODERS)
-        self.encoder.setToolTip("Image encoder: efficientnet-lite0/1/2, timm:<model> or clip:<arch>/<tag>. "
+        self.encoder.setToolTip(f"Image encoder: {', '.join(e.label for e in registry.ENCODERS.values())}. "
                                 "Changing it computes new features for every image")
         self.weights = QtWidgets.QLineEdit()
         self.weights.setPlaceholderText("bundled weights")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from PySide6.QtCore import QObject, Signal
 
-from oddscope.core.models.rankers import RANKERS
+from oddscope.core.models.registry import RANKERS
 from oddscope.core.project.layout import (CLUSTER_ARRAYS, CLUSTER_PREFIX, ENCODER, RANKING, relevance_array,
                                           score_array)
 from oddscope.core.project.store import Project, ProjectError, ProjectLocked

@@ -19,8 +19,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel
 from oddscope.app.ranking import format_score
 from oddscope.app.thumbs import ThumbnailCache, ThumbnailUser, paint_thumbnail
 from oddscope.app.worker import Lane, Task
+from oddscope.core.models import registry
 
-METRICS = (("Cosine", "cosine"), ("L2", "l2"), ("L1", "l1"))
+METRICS = tuple((entry.label, name) for name, entry in registry.METRICS.items())  # (shown, value)
 DEFAULT_K = 12
 STRIP_THUMB = 96
 

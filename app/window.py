@@ -19,7 +19,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Qt
 
-from oddscope.core.models.rankers import RANKERS
+from oddscope.core.models.registry import RANKERS
 from oddscope.core.progress import Progress
 from oddscope.core.workflows.retrieval import Neighbours
 from oddscope.core.project.layout import SKIPPED_REPORT, ProjectLayout, detector_of, rank_array, relevance_array

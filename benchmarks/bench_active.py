@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from oddscope.core.models.rankers import RANKERS, make_ranker
+from oddscope.core.models.registry import RANKERS, make_ranker
 
 
 def features(n, dim=64, latent=8, clusters=20, seed=0):

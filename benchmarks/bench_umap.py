@@ -19,7 +19,8 @@ import hnswlib
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from oddscope.core.models.projection import FeatureReducer, MapProjection
+from oddscope.core.models.projection import MapProjection
+from oddscope.core.models.reduction import FeatureReducer
 
 N_COMPONENTS = 20
 N_NEW = 1000

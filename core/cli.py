@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from oddscope.core.models.registry import DEFAULT_ENCODER, DETECTORS, ENCODERS, METRICS, RANKERS, EncoderError
 from oddscope.core.progress import Cancelled
 from oddscope.core.project.layout import ENCODER, RANKING
 from oddscope.core.project.store import Project, ProjectError
@@ -58,12 +59,8 @@ def _friendly_errors(fn):
             return fn(*args, **kwargs)
         except (ProjectError, ValueError, FileNotFoundError, KeyError) as err:
             raise click.ClickException(str(err).strip("'\"")) from None
-        except Exception as err:
-            # Only a command that loaded the encoders (and torch) can raise EncoderError.
-            encoders = sys.modules.get("oddscope.core.models.encoders")
-            if encoders and isinstance(err, encoders.EncoderError):
-                raise click.ClickException(str(err)) from None
-            raise
+        except EncoderError as err:
+            raise click.ClickException(str(err)) from None
     return wrapper
 
 
@@ -78,15 +75,16 @@ def main():
 @_PROJECT
 @click.option("--reference", type=click.Path(exists=True),
               help="Folder or CSV of known-normal images: test images are scored against them.")
-@click.option("--encoder", "-e", default="efficientnet-lite0", show_default=True,
-              help="efficientnet-lite0/1/2, timm:<model>, or clip:<arch>/<pretrained tag>.")
+@click.option("--encoder", "-e", default=DEFAULT_ENCODER, show_default=True,
+              help=f"{', '.join(entry.label for entry in ENCODERS.values())}.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), help="Local weights file for the encoder.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--workers", type=int, default=None, help="Decoding processes (default: one per spare core).")
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
               help="How features are stored on disk.")
-@click.option("--detectors", default=None, help="Comma-separated detectors (default: all standard ones).")
+@click.option("--detectors", default=None, help=f"Comma-separated detectors among {', '.join(DETECTORS)} "
+                                                f"(default: {', '.join(DETECTORS.standard())}).")
 @click.option("-k", "k", default=5, show_default=True, help="Neighbours for the kNN detectors.")
 @click.option("--max-pixels", type=int, default=None, help="Skip images larger than this many pixels (default 100M).")
 @click.option("--no-map", is_flag=True, help="Skip the UMAP map.")
@@ -98,13 +96,12 @@ def index(images, project_dir, reference, encoder, weights, device, batch_size, 
     """Index IMAGES (a folder, searched recursively, or a CSV manifest with a `path` column) into a project:
     features, every detector's scores, the map and clusters. Run it again to add new images: only those
     are encoded."""
-    from oddscope.core.models.detectors import DEFAULT_DETECTORS
     from oddscope.core.workflows.pipeline import IndexOptions, index_images
 
+    chosen = tuple(d.strip() for d in detectors.split(",")) if detectors else DETECTORS.standard()
     options = IndexOptions(encoder=encoder, weights=weights, device=device, k=k, batch_size=batch_size,
                            workers=workers, dtype=dtype, max_pixels=max_pixels, make_map=not no_map,
-                           make_clusters=not no_clusters,
-                           detectors=tuple(d.strip() for d in detectors.split(",")) if detectors else DEFAULT_DETECTORS)
+                           make_clusters=not no_clusters, detectors=chosen)
     bars = _Bars(quiet)
     with Project.create(project_dir) as project:
         try:
@@ -214,7 +211,7 @@ def labels_export(project_dir, file):
 @_PROJECT
 @click.argument("path")
 @click.option("-k", "k", default=10, show_default=True)
-@click.option("--metric", type=click.Choice(["cosine", "l2", "l1"]), default="cosine", show_default=True)
+@click.option("--metric", type=click.Choice(list(METRICS)), default=METRICS.default, show_default=True)
 @_friendly_errors
 def neighbours(project_dir, path, k, metric):
     """The k nearest neighbours of the image at PATH, with distances."""
@@ -268,7 +265,7 @@ def evaluate(ctx, project_dir, truth, as_json):
 @click.option("--batch", default=10, show_default=True, help="Items the simulated user scores per round.")
 @click.option("--rounds", default=10, show_default=True)
 @click.option("--seeds", default=5, show_default=True)
-@click.option("--methods", default="plain,neighbourscore,protege,oddscope", show_default=True)
+@click.option("--methods", default=",".join(RANKERS), show_default=True)
 @click.option("--base", default=None, help="Anomaly detector used as the prior (default: the project's).")
 @click.option("--threshold", default=4, show_default=True, help="Relevance that counts as found.")
 @click.option("--json", "as_json", is_flag=True)
@@ -306,15 +303,13 @@ def evaluate_active(project_dir, truth, batch, rounds, seeds, methods, base, thr
         click.echo(results_table(result))
 
 
-@main.command()
+@main.command(help="Make NAME the project's active ranking: a detector (knn, iforest, ...) or an active-learning "
+                   f"method ({', '.join(RANKERS)}), which is fitted on the labels so far.")
 @_PROJECT
 @click.argument("name")
 @click.option("--base", default=None, help="Anomaly detector used as the prior of an active-learning method.")
 @_friendly_errors
 def rank(project_dir, name, base):
-    """Make NAME the project's active ranking: a detector (knn, iforest, ...) or an active-learning method
-    (plain, neighbourscore, protege, oddscope), which is fitted on the labels so far."""
-    from oddscope.core.models.rankers import RANKERS
     from oddscope.core.workflows.active_session import apply_active_ranking
     from oddscope.core.project.table import detector_names
 

@@ -1,7 +1,7 @@
 """Cluster labels for the collection, on the same reduced features as the map.
 
 Features are L2-normalised and PCA-reduced exactly as for the map
-(:class:`~oddscope.core.models.projection.FeatureReducer`), so the clusters agree with
+(:class:`~oddscope.core.models.reduction.FeatureReducer`), so the clusters agree with
 the cosine geometry the user sees.  Every method scales to 10^6 items:
 
 - ``kmeans``: :class:`KMeans`, or :class:`MiniBatchKMeans` above
@@ -26,7 +26,7 @@ from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
 from oddscope.core.progress import as_progress
-from oddscope.core.models.projection import FeatureReducer
+from oddscope.core.models.reduction import FeatureReducer
 
 CLUSTERERS = ("kmeans", "gmm", "ward")
 MINIBATCH_ABOVE = 50_000

@@ -5,6 +5,7 @@ neighbours, so this is the step that decides whether a million-image
 collection scores in minutes or in days.  :class:`KnnIndex` wraps an hnswlib
 graph (approximate, ~log N per query) for the ``cosine`` and ``l2`` metrics;
 ``l1`` has no hnswlib space, so it is answered exactly by chunked brute force.
+:func:`knn_graph` gives every row its nearest other rows (the rankers' graph).
 
 Conventions shared by both paths:
 
@@ -25,43 +26,15 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from oddscope.core.progress import as_progress
+from oddscope.core.models.registry import METRICS
+from oddscope.core.models.validation import check_features
+from oddscope.core.progress import Progress, as_progress
 
-METRICS = ("cosine", "l2", "l1")
 _HNSW_SPACES = {"cosine": "cosine", "l2": "l2"}
 _BUILD_CHUNK = 10_000
+_GRAPH_CHUNK = 16_384  # items queried per hnswlib call of knn_graph: progress and Cancel between calls
+_EXACT_ROWS = 1024  # rows per block of the exact graph (a block holds rows x N distances)
 _BRUTE_FORCE_BYTES = 256 * 2**20  # memory brute force may hold per chunk of queries
-
-
-def as_features(X, name: str = "X", dim: int | None = None) -> np.ndarray:
-    """Validate a feature matrix and return it as C-contiguous float32.
-
-    Raises ``ValueError`` for anything a detector cannot score meaningfully:
-    not 2-D, no rows, a dimension that differs from ``dim``, NaN or inf values.
-    """
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_items, n_features), got shape {X.shape}")
-    if X.shape[0] == 0:
-        raise ValueError(f"{name} is empty (0 rows)")
-    if dim is not None and X.shape[1] != dim:
-        raise ValueError(f"{name} has {X.shape[1]} features but {dim} were expected")
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    bad = ~np.isfinite(X).all(axis=1)
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        raise ValueError(
-            f"{name} contains NaN or infinite values in {rows.size} rows "
-            f"(first: {rows[:5].tolist()}); drop or re-extract them first"
-        )
-    return X
-
-
-def check_metric(metric: str) -> str:
-    """Return ``metric`` if it is one of :data:`METRICS`, else raise ``ValueError``."""
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose from {METRICS}")
-    return metric
 
 
 def _available_k(k: int, n: int, exclude_self: bool) -> int:
@@ -131,9 +104,9 @@ def brute_force_knn(X, Q, k, metric="cosine", exclude_self=False, chunk=None):
     distances float32 [n, k'])`` sorted by distance, with ``k' = min(k,
     available)`` (see module doc).
     """
-    check_metric(metric)
-    X = as_features(X, "X")
-    Q = as_features(Q, "Q", dim=X.shape[1])
+    METRICS.entry(metric)
+    X = check_features(X, "X")
+    Q = check_features(Q, "Q", dim=X.shape[1])
     if exclude_self and len(Q) != len(X):
         raise ValueError("exclude_self needs Q to be X itself (same rows, same order)")
     k = _available_k(k, len(X), exclude_self)
@@ -176,7 +149,7 @@ class KnnIndex:
     """
 
     def __init__(self, metric="cosine", M=16, ef_construction=200, ef=None, seed=0, num_threads=-1):
-        self._metric = check_metric(metric)
+        self._metric = METRICS.entry(metric).name
         self.M = int(M)
         self.ef_construction = int(ef_construction)
         self.ef = ef
@@ -199,15 +172,15 @@ class KnnIndex:
     def dim(self) -> int | None:
         return self._dim
 
-    def build(self, X, progress=None) -> "KnnIndex":
-        """Index the rows of ``X`` (row number = item id); honours cancel per chunk."""
-        X = as_features(X)
+    def build(self, X, progress=None, stage: str = "Building neighbour index") -> "KnnIndex":
+        """Index the rows of ``X`` (row number = item id); reports ``stage`` and honours cancel per chunk."""
+        X = check_features(X)
         progress = as_progress(progress)
         n, dim = X.shape
-        progress.update("Building neighbour index", 0, n)
+        progress.update(stage, 0, n)
         if self._metric == "l1":
             self._X, self._hnsw = X.copy(), None
-            progress.update("Building neighbour index", n, n)
+            progress.update(stage, n, n)
         else:
             index = hnswlib.Index(space=_HNSW_SPACES[self._metric], dim=dim)
             index.init_index(max_elements=n, ef_construction=self.ef_construction, M=self.M, random_seed=self.seed)
@@ -215,7 +188,7 @@ class KnnIndex:
             for start in range(0, n, _BUILD_CHUNK):
                 stop = min(start + _BUILD_CHUNK, n)
                 index.add_items(X[start:stop], np.arange(start, stop))
-                progress.update("Building neighbour index", stop, n)
+                progress.update(stage, stop, n)
             self._hnsw, self._X = index, None
         self._n, self._dim = n, dim
         return self
@@ -248,7 +221,7 @@ class KnnIndex:
         order; each row's own index is then left out.
         """
         self._require_built()
-        Q = as_features(Q, "Q", dim=self._dim)
+        Q = check_features(Q, "Q", dim=self._dim)
         if exclude_self and len(Q) != self._n:
             raise ValueError(f"exclude_self needs the {self._n} indexed rows as Q, got {len(Q)} rows")
         return self._search(Q, k, np.arange(len(Q)) if exclude_self else None)
@@ -291,3 +264,43 @@ class KnnIndex:
             index._hnsw.set_num_threads(num_threads)
         index._n, index._dim = meta["n"], meta["dim"]
         return index
+
+
+def knn_graph(X, k, exact_limit, seed=0, num_threads=-1, progress=None, stage="knn graph"):
+    """Each row's ``k`` nearest other rows by Euclidean distance: (neighbours, distances), each (N, k).
+
+    Exact chunked brute force up to ``exact_limit`` rows (deterministic, numpy
+    only, so a GUI process that builds a graph never imports torch); above it
+    a :class:`KnnIndex` (``l2``) built for speed (``M=12``,
+    ``ef_construction=64``: a graph that only smooths labels tolerates a few
+    missed neighbours), O(N log N), whose multi-threaded construction can
+    differ slightly between runs.  Progress runs from 0 to N on the exact path,
+    0 to 2N (build, then queries) on the approximate one.
+    """
+    X = check_features(X)
+    progress = as_progress(progress)
+    n = X.shape[0]
+    if n <= exact_limit:
+        sq = (X**2).sum(1)
+        nbrs = np.empty((n, k), dtype=np.int64)
+        dist = np.empty((n, k))
+        for start in range(0, n, _EXACT_ROWS):
+            rows = np.arange(start, min(start + _EXACT_ROWS, n))
+            d2 = sq[rows, None] + sq[None, :] - 2.0 * (X[rows] @ X.T)
+            d2[np.arange(rows.size), rows] = np.inf
+            part = np.argpartition(d2, k - 1, axis=1)[:, :k]
+            pd2 = np.take_along_axis(d2, part, axis=1)
+            sort = np.argsort(pd2, axis=1, kind="stable")
+            nbrs[rows] = np.take_along_axis(part, sort, axis=1)
+            dist[rows] = np.sqrt(np.maximum(np.take_along_axis(pd2, sort, axis=1), 0.0))
+            progress.update(stage, rows[-1] + 1, n)
+        return nbrs, dist
+    index = KnnIndex("l2", M=12, ef_construction=64, seed=seed, num_threads=num_threads)
+    index.build(X, Progress(lambda _, done, total: progress.update(stage, done, 2 * total)))
+    nbrs = np.empty((n, k), dtype=np.int64)
+    dist = np.empty((n, k), dtype=np.float32)
+    for start in range(0, n, _GRAPH_CHUNK):
+        stop = min(start + _GRAPH_CHUNK, n)
+        nbrs[start:stop], dist[start:stop] = index.query_rows(np.arange(start, stop), k)
+        progress.update(stage, n + stop, 2 * n)
+    return nbrs, dist

@@ -8,7 +8,7 @@ Euclidean distances, so everything after the normalisation (PCA, UMAP, the
 fallback placement) works in plain Euclidean space.  ``metric="euclidean"``
 skips the normalisation.
 
-Scale: PCA is fitted on a row sample (:data:`PCA_FIT_MAX_ROWS`) and applied in
+Scale: PCA is fitted on a row sample (:data:`~oddscope.core.models.reduction.PCA_FIT_MAX_ROWS`) and applied in
 chunks, so 10^6 x 1280 float32 features need no second full-size copy.  UMAP's
 own NN-descent can be skipped by passing the kNN graph the project already
 built with hnswlib (``fit(X, knn=(indices, distances))``).
@@ -27,85 +27,14 @@ import warnings
 
 import joblib
 import numpy as np
-from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
+from oddscope.core.models.reduction import FeatureReducer
+from oddscope.core.models.validation import check_features
 from oddscope.core.progress import as_progress
 
 METRICS = ("cosine", "euclidean")
-PCA_FIT_MAX_ROWS = 100_000  # PCA is fitted on a random sample of at most this many rows
 MIN_UMAP_ITEMS = 4  # below this, fit() returns a trivial PCA layout instead of UMAP
-_CHUNK_ROWS = 65_536
-
-
-def check_features(X, name: str = "X") -> np.ndarray:
-    """Return ``X`` as a 2-D float32 array; ValueError on bad shape or NaN/inf rows."""
-    X = np.asarray(X)
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} must be a non-empty 2-D (items x features) array, got shape {X.shape}")
-    X = X.astype(np.float32, copy=False)
-    bad = np.concatenate([~np.isfinite(X[i:i + _CHUNK_ROWS]).all(axis=1)
-                          for i in range(0, len(X), _CHUNK_ROWS)])
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        raise ValueError(f"{name} has {len(rows)} row(s) containing NaN or inf (first: {rows[:5].tolist()}); "
-                         "drop or re-extract those items first")
-    return X
-
-
-class FeatureReducer:
-    """Optional row L2-normalisation followed by PCA (see the module docstring for why).
-
-    ``n_components=None``, or not fewer than the feature count, skips PCA
-    (``pca_`` is then None).  Shared by the map and the clusterers.
-    """
-
-    def __init__(self, n_components: int | None = 50, normalize: bool = True, seed: int | None = 0):
-        self.n_components = n_components
-        self.normalize = normalize
-        self.seed = seed
-
-    def fit(self, X) -> "FeatureReducer":
-        X = check_features(X)
-        n, d = X.shape
-        self.n_features_in_ = d
-        n_comp = None if self.n_components is None else min(self.n_components, n - 1)
-        if n_comp is None or n_comp < 1 or n_comp >= d:
-            self.pca_ = None
-            return self
-        rows = np.arange(n)
-        if n > PCA_FIT_MAX_ROWS:
-            rows = np.sort(np.random.default_rng(self.seed).choice(n, PCA_FIT_MAX_ROWS, replace=False))
-        solver = "randomized" if len(rows) > 2000 else "full"
-        self.pca_ = PCA(n_components=n_comp, svd_solver=solver, random_state=self.seed)
-        self.pca_.fit(self._normalized(X[rows]))
-        return self
-
-    def transform(self, X, progress=None, stage: str = "pca") -> np.ndarray:
-        """Reduce ``X`` chunk by chunk, reporting ``(stage, rows_done, rows)``."""
-        X = check_features(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, the reducer was fitted on {self.n_features_in_}")
-        progress = as_progress(progress)
-        if self.pca_ is None:
-            out = self._normalized(X)
-            progress.update(stage, len(X), len(X))
-            return out
-        out = np.empty((len(X), self.pca_.n_components_), dtype=np.float32)
-        for start in range(0, len(X), _CHUNK_ROWS):
-            stop = min(start + _CHUNK_ROWS, len(X))
-            out[start:stop] = self.pca_.transform(self._normalized(X[start:stop]))
-            progress.update(stage, stop, len(X))
-        return out
-
-    def fit_transform(self, X, progress=None, stage: str = "pca") -> np.ndarray:
-        return self.fit(X).transform(X, progress, stage)
-
-    def _normalized(self, X: np.ndarray) -> np.ndarray:
-        if not self.normalize:
-            return X
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        return (X / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
 class MapProjection:

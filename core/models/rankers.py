@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import warnings
 
-import hnswlib
 import numpy as np
 from scipy import sparse
 from scipy.special import ndtr
 from scipy.stats import norm
-from sklearn.decomposition import PCA
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import Matern, WhiteKernel
 
+from oddscope.core.models.knn import knn_graph
+from oddscope.core.models.reduction import FeatureReducer
+from oddscope.core.models.validation import check_features
 from oddscope.core.progress import as_progress
 
 RELEVANCE_MAX = 5.0
@@ -61,15 +62,6 @@ def rank_order(scores, exclude=None) -> np.ndarray:
     else:
         drop[exclude.astype(np.intp)] = True
     return order[~drop[order]]
-
-
-def _check_features(X) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"X must be a non-empty 2-D array (n_items, n_features), got shape {X.shape}")
-    if not np.isfinite(X).all():
-        raise ValueError("X contains NaN or infinite values")
-    return X
 
 
 def _check_fit_inputs(n, anomaly, labelled_idx, labelled_scores):
@@ -116,10 +108,14 @@ def _nearest_labelled_distance(X, labelled):
 
 
 def _reduce(X, n_components, random_state):
-    """PCA-reduced float32 copy of X; X itself when ``n_components`` is None or not smaller."""
-    if n_components is None or n_components >= min(X.shape):
-        return X
-    return PCA(n_components, random_state=random_state).fit_transform(X).astype(np.float32)
+    """PCA-reduced float32 features (sklearn's solver choice, fitted on every row).
+
+    X itself when ``n_components`` is None or not fewer than both the items and the features.
+    """
+    if n_components is not None and n_components >= min(X.shape):
+        n_components = None
+    return FeatureReducer(n_components, normalize=False, seed=random_state, svd_solver="auto",
+                          max_fit_rows=None).fit_transform(X)
 
 
 class Ranker:
@@ -143,7 +139,7 @@ class Ranker:
 
     def prepare(self, X, progress=None) -> "Ranker":
         """One-time work on the features (validation, PCA, graph); ``fit`` reuses it."""
-        Xc = _check_features(X)
+        Xc = check_features(X)
         self._prepare(Xc, as_progress(progress))
         self._prepared_for = X
         self._n_items = Xc.shape[0]
@@ -300,58 +296,6 @@ class ProtegeRanker(Ranker):
         return gain * ndtr(z) + std * norm.pdf(z)
 
 
-_GRAPH_CHUNK = 16_384  # items added or queried per hnswlib call: progress and Cancel between calls
-_EXACT_ROWS = 1024  # rows per block of the exact graph (a block holds rows x N distances)
-
-
-def _knn_graph(Z, k, exact_limit, random_state, num_threads, progress=None):
-    """(neighbours, Euclidean distances), each (N, k), self excluded.
-
-    Exact chunked brute force up to ``exact_limit`` rows (deterministic);
-    above it an hnswlib graph, O(N log N) to build, whose multi-threaded
-    construction can differ slightly between runs.
-    """
-    progress = as_progress(progress)
-    n = Z.shape[0]
-    if n <= exact_limit:
-        sq = (Z**2).sum(1)
-        nbrs = np.empty((n, k), dtype=np.int64)
-        dist = np.empty((n, k))
-        for start in range(0, n, _EXACT_ROWS):
-            rows = np.arange(start, min(start + _EXACT_ROWS, n))
-            d2 = sq[rows, None] + sq[None, :] - 2.0 * (Z[rows] @ Z.T)
-            d2[np.arange(rows.size), rows] = np.inf
-            part = np.argpartition(d2, k - 1, axis=1)[:, :k]
-            pd2 = np.take_along_axis(d2, part, axis=1)
-            sort = np.argsort(pd2, axis=1, kind="stable")
-            nbrs[rows] = np.take_along_axis(part, sort, axis=1)
-            dist[rows] = np.sqrt(np.maximum(np.take_along_axis(pd2, sort, axis=1), 0.0))
-            progress.update("active: graph", rows[-1] + 1, n)
-        return nbrs, dist
-    index = hnswlib.Index(space="l2", dim=Z.shape[1])
-    # a smoothing graph tolerates a few missed neighbours: favour build speed
-    index.init_index(max_elements=n, ef_construction=64, M=12, random_seed=int(random_state or 0))
-    for start in range(0, n, _GRAPH_CHUNK):
-        stop = min(start + _GRAPH_CHUNK, n)
-        index.add_items(Z[start:stop], np.arange(start, stop), num_threads=num_threads)
-        progress.update("active: graph", stop, 2 * n)
-    index.set_ef(max(2 * (k + 1), 40))
-    labels = np.empty((n, k + 1), np.uint64)
-    d2 = np.empty((n, k + 1), np.float32)
-    for start in range(0, n, _GRAPH_CHUNK):
-        stop = min(start + _GRAPH_CHUNK, n)
-        labels[start:stop], d2[start:stop] = index.knn_query(Z[start:stop], k=k + 1, num_threads=num_threads)
-        progress.update("active: graph", n + stop, 2 * n)
-    labels = labels.astype(np.int64)
-    is_self = labels == np.arange(n)[:, None]
-    # drop self where found, else the farthest returned neighbour
-    keep = ~is_self
-    keep[~is_self.any(axis=1), -1] = False
-    nbrs = labels[keep].reshape(n, k)
-    dist = np.sqrt(np.maximum(d2[keep].reshape(n, k), 0.0))
-    return nbrs, dist
-
-
 class OddscopeRanker(Ranker):
     """Ours: anomaly prior x optimistic relevance from kernel smoothing on a kNN graph.
 
@@ -433,7 +377,8 @@ class OddscopeRanker(Ranker):
         Z = np.ascontiguousarray(Z, dtype=np.float32)
         progress.update("active: reduce", 1, 1)
         k = min(self.n_neighbors, n - 1)
-        nbrs, dist = _knn_graph(Z, k, self.exact_limit, self.random_state, self.num_threads, progress)
+        nbrs, dist = knn_graph(Z, k, self.exact_limit, self.random_state or 0, self.num_threads, progress,
+                               "active: graph")
         scale = np.maximum(dist[:, -1], max(float(np.median(dist[:, -1])), 1e-12) * 1e-3)
         weight = np.exp(-(dist**2) / (scale[:, None] * scale[nbrs]))
         rows = np.repeat(np.arange(n), k)
@@ -488,16 +433,3 @@ class OddscopeRanker(Ranker):
         weight = q ** (self.anomaly_power * c / (evidence + c))
         return weight * (mu + self.exploration * sigma), mu
 
-
-RANKERS = {
-    cls.name: cls for cls in (PlainRanker, NeighbourScoreRanker, ProtegeRanker, OddscopeRanker)
-}
-
-
-def make_ranker(name, **kw) -> Ranker:
-    """A ranker by name (see ``RANKERS``); keyword arguments go to its constructor."""
-    try:
-        cls = RANKERS[name]
-    except KeyError:
-        raise ValueError(f"unknown ranker {name!r}; choose from {sorted(RANKERS)}") from None
-    return cls(**kw)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from oddscope.core.models.rankers import make_ranker, rank_order
+from oddscope.core.models.rankers import rank_order
+from oddscope.core.models.registry import RANKERS, make_ranker
 from oddscope.core.progress import as_progress
 
-DEFAULT_METHODS = ("plain", "neighbourscore", "protege", "oddscope")
+DEFAULT_METHODS = tuple(RANKERS)
 
 
 def simulate(

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from oddscope.core.models.rankers import RANKERS, make_ranker
+from oddscope.core.models.registry import RANKERS, make_ranker
 from oddscope.core.progress import as_progress
 from oddscope.core.project.features import load_features
 from oddscope.core.project.layout import (ANOMALY_DETECTOR, ENCODER, RANKING, TEST_IDS, rank_array,

@@ -17,7 +17,7 @@ import pandas as pd
 
 from oddscope.core.data.ingest import ScanResult, read_manifest, scan_folder
 from oddscope.core.models.clustering import cluster_all
-from oddscope.core.models.detectors import DEFAULT_DETECTORS, make_detector
+from oddscope.core.models.registry import DEFAULT_DETECTORS, DEFAULT_ENCODER, make_detector
 from oddscope.core.models.projection import MapProjection
 from oddscope.core.progress import as_progress
 from oddscope.core.project.features import encoder_key, load_features
@@ -31,7 +31,7 @@ PLAIN_KNN = ("knn", "knn-l2", "knn-l1")  # the detectors that `-k` sets
 
 @dataclass
 class IndexOptions:
-    encoder: str = "efficientnet-lite0"
+    encoder: str = DEFAULT_ENCODER
     weights: str | None = None
     device: str = "auto"
     detectors: tuple = DEFAULT_DETECTORS

@@ -6,7 +6,8 @@ from scipy.spatial.distance import cdist
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import LocalOutlierFactor
 
-from oddscope.core.models.detectors import DEFAULT_DETECTORS, DETECTORS, KnnDetector, make_detector
+from oddscope.core.models.detectors.knn import KnnDetector
+from oddscope.core.models.registry import DEFAULT_DETECTORS, DETECTORS, make_detector
 
 FAST = {"autoencoder": {"epochs": 15}, "iforest": {"n_estimators": 100}}
 
@@ -115,9 +116,9 @@ def test_mahalanobis_reduces_wide_features_and_scores_squared_distance():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 40)).astype(np.float32)
     wide = make_detector("mahalanobis", max_dims=16).fit(X)
-    assert wide.pca_.n_components_ == 16
+    assert wide.reducer_.pca_.n_components_ == 16
     narrow = make_detector("mahalanobis").fit(X)  # 40 <= 256: no PCA
-    assert narrow.pca_ is None
+    assert narrow.reducer_.pca_ is None
     diff = X - narrow.gaussian_.location_
     want = np.einsum("ij,jk,ik->i", diff, narrow.gaussian_.precision_, diff)
     np.testing.assert_allclose(narrow.score(X), want, rtol=1e-5)

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from oddscope.core.models.knn import METRICS, KnnIndex, brute_force_knn
+from oddscope.core.models.knn import KnnIndex, brute_force_knn
+from oddscope.core.models.registry import METRICS
 from oddscope.core.progress import Cancelled, Progress
 
 SCIPY_NAMES = {"cosine": "cosine", "l2": "euclidean", "l1": "cityblock"}

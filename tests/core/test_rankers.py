@@ -3,13 +3,8 @@
 import numpy as np
 import pytest
 
-from oddscope.core.models.rankers import (
-    RANKERS,
-    NeighbourScoreRanker,
-    ProtegeRanker,
-    make_ranker,
-    rank_order,
-)
+from oddscope.core.models.rankers import NeighbourScoreRanker, ProtegeRanker, rank_order
+from oddscope.core.models.registry import RANKERS, make_ranker
 from oddscope.core.workflows.active_eval import make_synthetic, results_table, simulate
 
 LEARNERS = [name for name in RANKERS if name != "plain"]
@@ -171,11 +166,11 @@ def test_oddscope_hnsw_graph_matches_the_exact_one(small):
 
 @pytest.mark.parametrize("exact_limit", [0, 100_000], ids=["hnswlib", "exact"])
 def test_oddscope_prepare_reports_progress_and_stops_on_cancel(small, monkeypatch, exact_limit):
-    from oddscope.core.models import rankers as active
+    from oddscope.core.models import knn
     from oddscope.core.progress import Cancelled, Progress
 
-    monkeypatch.setattr(active, "_GRAPH_CHUNK", 100)  # several chunks even on small data
-    monkeypatch.setattr(active, "_EXACT_ROWS", 100)
+    monkeypatch.setattr(knn, "_GRAPH_CHUNK", 100)  # several chunks even on small data
+    monkeypatch.setattr(knn, "_EXACT_ROWS", 100)
     X = small[0]
     seen = []
     make_ranker("oddscope", exact_limit=exact_limit).prepare(X, Progress(lambda *a: seen.append(a)))

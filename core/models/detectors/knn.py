@@ -1,0 +1,59 @@
+"""kNN distance detectors (``knn``, ``knn-l2``, ``knn-l1``, ``knn-ls``), on :class:`KnnIndex` neighbour lists."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oddscope.core.models.detectors.base import Detector
+from oddscope.core.models.knn import KnnIndex
+from oddscope.core.models.registry import METRICS
+
+
+class KnnDetector(Detector):
+    """DN2: mean distance to the ``k`` nearest normal neighbours.
+
+    ``hubness="local_scaling"`` rescales each distance by the local density of
+    both ends (Schnitzer et al. 2012): d_LS(x, y) = 1 - exp(-d² / (σx σy)),
+    σ = distance to the k-th neighbour.  In high dimensions some points (hubs)
+    sit near the data mean and appear in very many neighbour lists, while
+    points of sparse regions appear in none; raw distances then rank every
+    member of a loose-but-normal cluster above a genuine outlier next to a
+    tight cluster.  Dividing by σx σy evens densities out, so "far" means far
+    *relative to the neighbourhood*.  The score is the mean d_LS over x's k
+    neighbours, computed from the index's neighbour lists (no N x N matrix).
+    """
+
+    name = "knn"
+
+    def __init__(self, k=5, metric="cosine", hubness=None):
+        if hubness not in (None, "local_scaling"):
+            raise ValueError(f"hubness must be None or 'local_scaling', got {hubness!r}")
+        METRICS.entry(metric)
+        self.k, self.metric, self.hubness = int(k), metric, hubness
+
+    def params(self):
+        return {"k": self.k, "metric": self.metric, "hubness": self.hubness}
+
+    def _fit(self, X):
+        if self.hubness and len(X) < 2:
+            raise ValueError("local scaling needs at least 2 fit rows")
+        self.index_ = KnnIndex(self.metric).build(X)
+        self.k_ = self.k
+        if self.hubness:
+            # σ of memory items never counts the item itself, in either mode;
+            # queries then use the same (possibly clipped) k for their own σ.
+            self.k_ = min(self.k, len(X) - 1)
+            self._fit_neighbours = self.index_.query(X, self.k_, exclude_self=True)
+            self.sigma_ = self._fit_neighbours[1][:, -1].astype(np.float64)
+
+    def _score(self, X, exclude_self):
+        if exclude_self and self.hubness:
+            idx, dist = self._fit_neighbours  # already queried for σ: don't search twice
+        else:
+            idx, dist = self.index_.query(X, self.k_, exclude_self=exclude_self)
+        dist = dist.astype(np.float64)
+        if not self.hubness:
+            return dist.mean(axis=1)
+        sigma_x = dist[:, -1:]  # with exclude_self this equals self.sigma_
+        scale = np.maximum(sigma_x * self.sigma_[idx], np.finfo(np.float64).tiny)
+        return (1.0 - np.exp(-(dist**2) / scale)).mean(axis=1)

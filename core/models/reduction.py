@@ -1,0 +1,80 @@
+"""The one PCA reducer behind the map, the clusterers, the density detectors and the rankers.
+
+Wide encoder features (1280-d) make covariances noisy, neighbour graphs slow
+and UMAP slower; every model that needs fewer dimensions gets them here, so
+the rank limit, the optional L2-normalisation and the chunked transform exist
+once.  Callers choose the SVD solver and whether PCA is fitted on a row sample,
+which decide their exact numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+from oddscope.core.models.validation import check_features
+from oddscope.core.progress import as_progress
+
+PCA_FIT_MAX_ROWS = 100_000  # by default PCA is fitted on a random sample of at most this many rows
+_CHUNK_ROWS = 65_536
+
+
+class FeatureReducer:
+    """Optional row L2-normalisation followed by PCA to at most ``n_components`` dimensions.
+
+    The target is rank-limited to ``n_items - 1``; when that is not fewer than
+    the feature count, or ``n_components`` is None, PCA is skipped (``pca_`` is
+    then None).  ``svd_solver=None`` uses the exact SVD up to 2000 fit rows and
+    randomized SVD above (seconds on 10^6 x 1280 where a full SVD takes
+    minutes); ``max_fit_rows=None`` fits on every row instead of a sample.
+    """
+
+    def __init__(self, n_components: int | None = 50, normalize: bool = True, seed: int | None = 0,
+                 svd_solver: str | None = None, max_fit_rows: int | None = PCA_FIT_MAX_ROWS):
+        self.n_components = n_components
+        self.normalize = normalize
+        self.seed = seed
+        self.svd_solver = svd_solver
+        self.max_fit_rows = max_fit_rows
+
+    def fit(self, X) -> "FeatureReducer":
+        X = check_features(X)
+        n, d = X.shape
+        self.n_features_in_ = d
+        n_comp = None if self.n_components is None else min(self.n_components, n - 1)
+        if n_comp is None or n_comp < 1 or n_comp >= d:
+            self.pca_ = None
+            return self
+        rows = np.arange(n)
+        if self.max_fit_rows is not None and n > self.max_fit_rows:
+            rows = np.sort(np.random.default_rng(self.seed).choice(n, self.max_fit_rows, replace=False))
+        solver = self.svd_solver or ("randomized" if len(rows) > 2000 else "full")
+        self.pca_ = PCA(n_components=n_comp, svd_solver=solver, random_state=self.seed)
+        self.pca_.fit(self._normalized(X[rows]))
+        return self
+
+    def transform(self, X, progress=None, stage: str = "pca") -> np.ndarray:
+        """Reduce ``X`` chunk by chunk (float32), reporting ``(stage, rows_done, rows)``."""
+        X = check_features(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the reducer was fitted on {self.n_features_in_}")
+        progress = as_progress(progress)
+        if self.pca_ is None:
+            out = self._normalized(X)
+            progress.update(stage, len(X), len(X))
+            return out
+        out = np.empty((len(X), self.pca_.n_components_), dtype=np.float32)
+        for start in range(0, len(X), _CHUNK_ROWS):
+            stop = min(start + _CHUNK_ROWS, len(X))
+            out[start:stop] = self.pca_.transform(self._normalized(X[start:stop]))
+            progress.update(stage, stop, len(X))
+        return out
+
+    def fit_transform(self, X, progress=None, stage: str = "pca") -> np.ndarray:
+        return self.fit(X).transform(X, progress, stage)
+
+    def _normalized(self, X: np.ndarray) -> np.ndarray:
+        if not self.normalize:
+            return X
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        return (X / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
