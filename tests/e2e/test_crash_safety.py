@@ -5,6 +5,8 @@ workers die with it), kills it with SIGKILL half-way, then reopens the project.
 """
 
 import os
+import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -88,6 +90,47 @@ def test_every_acknowledged_label_survives_sigkill(tmp_path):
         assert len(labels) in (len(acked), len(acked) + 1)  # at most one committed but not yet printed
         project.set_label(0, score=None, tags=[])  # and it is writable again
         assert project.label(0) == (None, [])
+
+
+SYNCED_LABELLER = """
+import os, sys
+from oddscope.core.project.store import Project
+
+project = Project.open(sys.argv[1], writable=True)
+for item_id in range(int(sys.argv[2])):
+    os.write(1, b"set_label called\\n")
+    project.set_label(item_id, score=item_id % 6)
+    os.write(1, b"set_label returned\\n")
+"""
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to watch the system calls")
+def test_every_acknowledged_label_was_fsynced_before_set_label_returned(tmp_path):
+    """What survives a power loss is what was fsynced: each set_label must sync the WAL before it returns.
+
+    A SIGKILL cannot show this (the OS still holds unsynced writes), so strace watches the system calls
+    instead; with ``synchronous=OFF`` or ``NORMAL`` no sync happens between the markers and the test fails.
+    """
+    n = 5
+    with Project.create(tmp_path / "p") as project:
+        project.add_items([tmp_path / f"img_{i}.png" for i in range(n)])
+    trace = tmp_path / "trace.txt"
+    done = subprocess.run(["strace", "-f", "-y", "-e", "trace=write,fsync,fdatasync", "-o", trace, sys.executable,
+                           "-c", SYNCED_LABELLER, tmp_path / "p", str(n)], capture_output=True, text=True,
+                          timeout=120)
+    if "Operation not permitted" in done.stderr:
+        pytest.skip("ptrace is not permitted here")
+    assert done.returncode == 0, done.stderr
+    wal = f"{(tmp_path / 'p' / DB_NAME).resolve()}-wal"
+    synced, spans = False, []  # per set_label: was the WAL synced before it returned?
+    for line in trace.read_text().splitlines():
+        if "set_label called" in line:
+            synced = False
+        elif re.search(r"f(data)?sync\(\d+<" + re.escape(wal) + ">", line):
+            synced = True
+        elif "set_label returned" in line:
+            spans.append(synced)
+    assert spans == [True] * n
 
 
 def _images(folder: Path, n: int) -> Path:
