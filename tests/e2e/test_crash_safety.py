@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,64 @@ def test_extraction_killed_midway_resumes_with_unfinished_batches_only(tmp_path)
         reference = load_features(project, report.encoder_key)
     assert resumed.shape == reference.shape == (n, rerun.dim)
     assert np.array_equal(resumed, reference)
+
+
+SLOW_EXTRACTOR = """
+import sys, time
+sys.path.insert(0, sys.argv[3])
+from hostile import FakeEncoder
+from oddscope.core.project.features import FeatureStore
+from oddscope.core.workflows.extraction import extract_features
+from oddscope.core.project.store import Project
+
+delay = float(sys.argv[2])
+write_rows = FeatureStore.write_rows
+
+
+def slow_disk(self, ids, rows):  # the kill may land before, during or after the rows are written
+    time.sleep(delay)
+    write_rows(self, ids, rows)
+
+
+class Announcing(FakeEncoder):
+    def encode(self, batch):
+        print("batch", flush=True)
+        return super().encode(batch)
+
+
+FeatureStore.write_rows = slow_disk
+project = Project.open(sys.argv[1], writable=True)
+extract_features(project, Announcing(delay=delay), batch_size=int(sys.argv[4]), num_workers=0)
+print("finished", flush=True)
+"""
+
+
+def test_extraction_killed_at_random_points_inside_a_batch_resumes_exactly(tmp_path):
+    """Kills land anywhere in a batch (encoding, writing the rows, marking them done), not only between
+    batches: a row marked done before it is on disk would come back as zeros after the resume."""
+    n, batch, delay = 192, 16, 0.1
+    images = _images(tmp_path / "images", n)
+    killed = _new_project(tmp_path / "killed", images)
+    rng = np.random.default_rng(7)
+    for attempt, phase in enumerate(("encoding", "writing")):  # each takes `delay`; "batch" starts the first
+        nth = int(rng.integers(2, 4))  # which batch of this run
+        pause = ((phase == "writing") + rng.uniform(0.2, 0.8)) * delay  # a random point inside that phase
+        lines = _kill_after(_start(SLOW_EXTRACTOR, killed, delay, TESTS, batch),
+                            lambda lines: lines.count("batch") >= nth and time.sleep(pause) is None)
+        assert "finished" not in lines, f"the kill while {phase} came too late"
+        assert _integrity(killed) == "ok"
+
+    rerun = FakeEncoder()
+    with Project.open(killed, writable=True) as project:
+        done_at_kill = len(project.features_done(encoder_key(rerun)))
+        report = extract_features(project, rerun, batch_size=batch, num_workers=0)
+        resumed = load_features(project, report.encoder_key)
+    assert 0 < done_at_kill < n and report.computed == n - done_at_kill
+    clean = _new_project(tmp_path / "clean", images)
+    with Project.open(clean, writable=True) as project:
+        extract_features(project, FakeEncoder(), batch_size=batch, num_workers=0)
+        reference = load_features(project, report.encoder_key)
+    assert np.array_equal(resumed, reference), "rows marked done hold other features than an uninterrupted run"
 
 
 def test_feature_file_grows_keeping_every_row(tmp_path):
