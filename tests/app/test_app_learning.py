@@ -2,6 +2,7 @@
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from scipy.stats import kendalltau
 
 from oddscope.core.project.store import Project
 
@@ -15,12 +16,17 @@ def test_labels_re_rank_in_the_background_and_keep_the_place(qtbot, demo_project
         window.ranking_combo.setCurrentText("oddscope")  # fitted on no labels: the plain ranking
     assert window.model.ranking() == "oddscope"
     top = int(window.model.table.index[0])
+    before = window.model.table["rank"].copy()
     window.ranking.set_current_item(top)
     window.model.set_current(top)
     with qtbot.waitSignal(window.learner.updated, timeout=30_000):
         QTest.keyClick(window.ranking.grid, Qt.Key_0)  # "boring": the ranking must push it down
     table = window.model.table
     assert table.loc[top, "rank"] > 1 and table.loc[top, "label_score"] == 0
+    # one label re-ranks the whole collection: unlabelled items change order among themselves too
+    # (a ranker that moved only the labelled item would leave their order alone: Kendall tau exactly 1)
+    others = before.index.drop(top)
+    assert kendalltau(before[others], table.loc[others, "rank"]).statistic < 0.99
     assert "predicted_relevance" in table.columns
     assert window.model.current == window.ranking.current_item()  # the user's place survives the re-sort
     assert "Re-ranked with oddscope" in window.statusBar().currentMessage()

@@ -1,5 +1,6 @@
 """The main window on the indexed demo project, driven by real keys, clicks and drags (offscreen)."""
 import gc
+import os
 import subprocess
 import sys
 
@@ -92,6 +93,26 @@ def test_the_window_process_never_imports_torch():
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
+OPEN_AND_REPORT_TORCH = """
+import sys
+from oddscope.app.main import run_app
+
+code = run_app(sys.argv[1], screenshot=sys.argv[2])  # opens the project, waits until every view is filled
+print("torch imported" if "torch" in sys.modules else "no torch", flush=True)
+sys.exit(code)
+"""
+
+
+def test_opening_a_project_in_the_app_never_imports_torch(demo_project, tmp_path):
+    """Not only the modules: a real window process opens, loads and paints a project (offscreen)."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", OPEN_AND_REPORT_TORCH, demo_project, tmp_path / "shot.png"],
+                          capture_output=True, text=True, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "shot.png").stat().st_size > 0  # the window did open the project
+    assert done.stdout.strip().splitlines()[-1] == "no torch"
+
+
 def test_map_selection_filters_the_ranking(qtbot, window):
     view, model = window.map_view, window.model
     xy = model.map_xy()
@@ -139,6 +160,38 @@ def test_score_key_labels_advances_and_undo_reverts(qtbot, window, demo_project)
     qtbot.keyClick(grid, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)  # redo
     assert _stored_label(demo_project, first) == (3, [])
     assert "3" in window.viewer.label_badge.text()
+
+
+def test_n_and_p_step_through_the_ranking_but_p_on_the_map_means_pan(qtbot, window):
+    """N/P move the current image; while the map has focus its own keys win: P = pan mode, F = fit."""
+    model, grid, view = window.model, window.ranking.grid, window.map_view
+    first, second, third = (int(i) for i in window.ranking.visible_ids()[:3])
+    grid.setFocus()
+    qtbot.waitUntil(grid.hasFocus, timeout=2_000)
+    model.set_current(first)
+    qtbot.keyClick(grid, Qt.Key_N)
+    qtbot.keyClick(grid, Qt.Key_N)
+    assert model.current == third and window.ranking.current_item() == third
+    qtbot.keyClick(grid, Qt.Key_P)
+    assert model.current == second and window.viewer.item_id in (second, third)  # the viewer follows
+    qtbot.waitUntil(lambda: window.viewer.item_id == second, timeout=10_000)
+
+    viewport = view.plot_widget.viewport()
+    viewport.setFocus()
+    qtbot.waitUntil(viewport.hasFocus, timeout=2_000)
+    QTest.keyClick(viewport, Qt.Key_R)
+    assert view.mode() == "rect"
+    QTest.keyClick(viewport, Qt.Key_P)
+    assert view.mode() == "pan" and model.current == second  # pan mode, not "previous image"
+    full = view.view_range()
+    view.set_view_range(full[0], full[0] + (full[1] - full[0]) / 10, full[2], full[2] + (full[3] - full[2]) / 10)
+    assert view.view_range()[1] < full[1]
+    QTest.keyClick(viewport, Qt.Key_F)
+    np.testing.assert_allclose(view.view_range(), full, rtol=0.05, atol=1e-3)  # every point in view again
+    grid.setFocus()
+    qtbot.waitUntil(grid.hasFocus, timeout=2_000)
+    qtbot.keyClick(grid, Qt.Key_P)  # away from the map, P is "previous image" again
+    assert model.current == first
 
 
 def test_tag_entry_completes_existing_tags(qtbot, window, demo_project):

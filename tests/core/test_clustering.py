@@ -41,6 +41,7 @@ def test_deterministic_with_seed(blobs, method):
     first = cluster(blobs[0], method, n_clusters=6, seed=3)
     second = cluster(blobs[0], method, n_clusters=6, seed=3)
     np.testing.assert_array_equal(first, second)
+    assert adjusted_rand_score(blobs[1], first) > 0.8  # 6 clusters over 4 blobs, each within one; chance 0
 
 
 @pytest.mark.parametrize("method", ["gmm", "ward"])

@@ -98,3 +98,34 @@ def test_stretches_map_to_unit_range_monotonically(stretch):
     assert out.min() >= 0 and out.max() <= 1
     assert np.all(np.diff(out.ravel()) >= -1e-6)
     assert to_rgb8(values, stretch).shape == (20, 20, 3)
+
+
+def test_stretches_give_their_known_curves_on_a_ramp():
+    """Each stretch is its own curve, not just some monotone map to [0, 1]: known values at x = 0.1
+    (linear 0.1, log ln(101)/ln(1001) = 0.6680, asinh asinh(1)/asinh(10) = 0.2940), and all three differ."""
+    x = np.linspace(0.0, 1.0, 101, dtype=np.float32).reshape(1, -1)
+    out = {s: stretch_values(x, s, low_pct=0, high_pct=100)[0] for s in ("linear", "log", "asinh")}
+    assert out["linear"][10] == pytest.approx(0.1, abs=1e-6)
+    assert out["log"][10] == pytest.approx(0.6680, abs=1e-4)
+    assert out["asinh"][10] == pytest.approx(0.2940, abs=1e-4)
+    np.testing.assert_allclose(out["log"], np.log1p(1000 * x[0]) / np.log1p(1000), atol=1e-6)
+    np.testing.assert_allclose(out["asinh"], np.arcsinh(10 * x[0]) / np.arcsinh(10), atol=1e-6)
+    inside = slice(1, -1)  # all curves meet at 0 and 1; in between log > asinh > linear
+    assert (out["log"][inside] > out["asinh"][inside]).all()
+    assert (out["asinh"][inside] > out["linear"][inside]).all()
+    # contrast steepens asinh: a = 10 * contrast
+    steeper = stretch_values(x, "asinh", contrast=2.0, low_pct=0, high_pct=100)[0]
+    np.testing.assert_allclose(steeper, np.arcsinh(20 * x[0]) / np.arcsinh(20), atol=1e-6)
+    # float input defaults to asinh between the 0.5 and 99.5 percentiles
+    assert to_rgb8(x)[0, 50, 0] == round(255 * float(stretch_values(x, "asinh")[0, 50]))
+
+
+def test_zscale_ignores_bright_outliers_where_linear_does_not():
+    """Sky noise around 100 with a few saturated stars: zscale puts the sky mid-grey, stars white;
+    a min-max linear stretch shows the sky black."""
+    sky = np.random.default_rng(0).normal(100.0, 1.0, (64, 64)).astype(np.float32)
+    sky[::16, ::16] = 1e4
+    median = np.abs(sky - 100.0) < 0.05
+    zscale = stretch_values(sky, "zscale")
+    assert 0.3 < zscale[median].mean() < 0.7 and (zscale[::16, ::16] == 1.0).all()
+    assert stretch_values(sky, "linear", low_pct=0, high_pct=100)[median].max() < 0.02

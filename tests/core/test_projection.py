@@ -70,6 +70,7 @@ def test_transform_places_new_points_near_their_blob(blobs, own_nn_map):
 def test_seeded_fit_is_deterministic(blobs, own_nn_map):
     coords, _ = fit_map(blobs[0], n_neighbors=K, seed=0)
     np.testing.assert_array_equal(coords, own_nn_map[0].embedding_)
+    assert leave_one_out_accuracy(coords, blobs[1]) > 0.95  # a map of the blobs, not a constant
 
 
 def test_precomputed_knn_map_and_fallback_transform(blobs, knn_map):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy.stats import kendalltau
 
 from oddscope.core.models.rankers import NeighbourScoreRanker, ProtegeRanker, rank_order
 from oddscope.core.models.registry import RANKERS, make_ranker
@@ -123,6 +124,37 @@ def test_oddscope_is_deterministic_for_a_seed(small):
     a = make_ranker("oddscope", random_state=3).fit(X, anomaly, idx, relevance[idx]).scores()
     b = make_ranker("oddscope", random_state=3).fit(X, anomaly, idx, relevance[idx]).scores()
     np.testing.assert_array_equal(a, b)
+    assert kendalltau(a, anomaly).statistic < 0.99  # a real re-ranking, not a constant or the prior
+
+
+def _positions(scores) -> np.ndarray:
+    """Each item's place in the ranking (0 = shown first)."""
+    places = np.empty(len(scores), dtype=np.int64)
+    places[rank_order(scores)] = np.arange(len(scores))
+    return places
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_labels_re_rank_the_unlabelled_items_too(name, small):
+    """Labels re-rank the whole collection: the unlabelled items change order among themselves
+    (a ranker that moved only the labelled items would keep their anomaly order, Kendall tau 1)."""
+    X, anomaly, relevance = small
+    idx = rank_order(anomaly)[:3]
+    scores = make_ranker(name).fit(X, anomaly, idx, relevance[idx]).scores()
+    unlabelled = np.setdiff1d(np.arange(len(anomaly)), idx)
+    assert kendalltau(anomaly[unlabelled], scores[unlabelled]).statistic < 0.995
+
+
+def test_oddscope_sinks_the_unlabelled_look_alikes_of_boring_items(small):
+    """The top 3 hold two artefacts (relevance 0) from families of near-duplicates: after labelling them,
+    their unlabelled family members sink far; a ranker ignoring the labels moves them by 0 places."""
+    X, anomaly, relevance = small
+    idx = rank_order(anomaly)[:3]
+    scores = make_ranker("oddscope").fit(X, anomaly, idx, relevance[idx]).scores()
+    unlabelled = np.setdiff1d(np.arange(len(anomaly)), idx)
+    junk = unlabelled[relevance[unlabelled] == 0]
+    sunk = _positions(scores)[junk].mean() - _positions(anomaly)[junk].mean()
+    assert sunk > 30, sunk  # measured: 66 places
 
 
 @pytest.mark.parametrize("labels", [[5.0], [0.0, 0.0, 0.0, 0.0], [3.0, 3.0, 3.0, 3.0]])

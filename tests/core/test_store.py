@@ -110,3 +110,20 @@ def test_not_a_project(tmp_path):
     (tmp_path / "stuff.txt").write_text("x")
     with pytest.raises(ProjectError, match="not an Oddscope project"):
         Project.create(tmp_path)
+
+
+def _durability(project: Project) -> tuple[str, int]:
+    conn = project._conn  # the live connection: these pragmas are per connection, not stored in the file
+    return conn.execute("PRAGMA journal_mode").fetchone()[0], conn.execute("PRAGMA synchronous").fetchone()[0]
+
+
+def test_writer_connection_is_wal_with_synchronous_full(project):
+    """A commit is durable only with synchronous=FULL: in WAL mode NORMAL and OFF skip the fsync at commit,
+    and a power loss then drops acknowledged labels (a SIGKILL cannot show it: the OS still holds the data).
+    ``tests/e2e/test_crash_safety.py`` checks the fsync itself."""
+    full = 2  # PRAGMA synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
+    assert _durability(project) == ("wal", full)  # Project.create
+    root = project.root
+    project.close()
+    with Project.open(root, writable=True) as reopened:
+        assert _durability(reopened) == ("wal", full)
