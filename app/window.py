@@ -31,7 +31,8 @@ from oddscope.app.mapview import MapView
 from oddscope.app.model import ProjectModel, encoder_text
 from oddscope.app.neighbours import METRICS as NEIGHBOUR_METRICS
 from oddscope.app.neighbours import NeighboursPanel
-from oddscope.app.ranking import SCORE_COLOURS, RankingView, format_score
+from oddscope.app.ranking import RankingView
+from oddscope.app.ranking_table import SCORE_COLOURS, format_score
 from oddscope.app.thumbs import ThumbnailCache
 from oddscope.app.viewer import ImageViewer
 from oddscope.app.worker import TaskBar, TaskManager
