@@ -6,8 +6,10 @@ redirect them with ``QSettings.setPath`` so they never touch the user's.
 
 from __future__ import annotations
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 from PySide6.QtCore import QSettings, Qt
+
+from oddscope.app.model import encoder_text
 
 ENCODERS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
 METRICS = ("cosine", "l2", "l1")
@@ -209,3 +211,18 @@ def ask_yes_no(parent, title: str, message: str) -> bool:
                                             QtWidgets.QMessageBox.Yes | QtWidgets.QMessageBox.No)
     return answer == QtWidgets.QMessageBox.Yes
 
+
+
+def show_about(parent, project) -> None:
+    """Help > About: the version, and the open ``project`` (None: none) with its encoder and weights."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        app_version = version("oddscope")
+    except PackageNotFoundError:
+        app_version = "development"
+    where = f"<p>Project: {project.root}<br>Encoder: {encoder_text(project)}</p>" if project else ""
+    QtWidgets.QMessageBox.about(
+        parent, "About Oddscope",
+        f"<h3>Oddscope {app_version}</h3><p>Find, label and explore anomalies in large image "
+        f"collections.</p>{where}<p>Qt {QtCore.qVersion()} · BSD-3-Clause</p>")
