@@ -6,7 +6,7 @@ redirect them with ``QSettings.setPath`` so they never touch the user's.
 
 from __future__ import annotations
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import QSettings, Qt
 
 from oddscope.app.model import encoder_text
@@ -163,6 +163,22 @@ class TagDialog(QtWidgets.QDialog):
 def ask_tag(parent, tags) -> str | None:
     dialog = TagDialog(tags, parent)
     return dialog.tag() or None if dialog.exec() == QtWidgets.QDialog.Accepted else None
+
+
+# Keys the views handle themselves (they have no window-wide action to list)
+VIEW_SHORTCUTS = [("R / L / P (on the map)", "Rectangle / lasso / pan drag mode"),
+                  ("Shift-drag / Ctrl-drag (map)", "Add a rectangle / lasso to the selection"),
+                  ("Esc (on the map)", "Clear the map selection"),
+                  ("F (map or image)", "Fit the view"),
+                  ("Wheel / drag (image)", "Zoom / pan; double-click fits"),
+                  ("Arrow keys (grid)", "Move through the ranking")]
+
+
+def shortcut_rows(actions) -> list[tuple[str, str]]:
+    """(keys, what) for the shortcut sheet: every one of ``actions`` with a shortcut, then the views' own keys."""
+    rows = [(a.shortcut().toString(QtGui.QKeySequence.NativeText), a.text().replace("…", ""))
+            for a in actions if not a.shortcut().isEmpty()]
+    return rows + VIEW_SHORTCUTS
 
 
 class ShortcutSheet(QtWidgets.QDialog):

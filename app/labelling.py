@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Signal
 
 from oddscope.core.models.rankers import RANKERS
@@ -53,6 +53,14 @@ class LabellingController(QtCore.QObject):
         self.relearn_every = int(dialogs.app_settings().value("relearn_every", 1))
         self.labels_waiting = 0  # label changes not yet used by the active-learning ranking
         self._prepared_session: ActiveSession | None = None  # the learner's; it stores what the learner fits
+        self.relearn_choice_actions = QtGui.QActionGroup(self)  # Label > Re-rank: how often
+        for every, text in RELEARN_CHOICES:
+            action = QtGui.QAction(text, self.relearn_choice_actions, checkable=True)
+            action.setData(every)
+            action.setToolTip(f"When an active-learning ranking (oddscope, neighbourscore, protege) refits: "
+                              f"{text.lower()}")
+            action.setChecked(every == self.relearn_every)
+            action.triggered.connect(lambda _=False, n=every: self.set_relearn_every(n))
 
     def project_loaded(self) -> None:
         """Another project: no label waits for its ranking yet."""
@@ -158,6 +166,8 @@ class LabellingController(QtCore.QObject):
         """Refit after every ``every`` label changes (0: only on request); remembered across sessions."""
         self.relearn_every = int(every)
         dialogs.app_settings().setValue("relearn_every", self.relearn_every)
+        for action in self.relearn_choice_actions.actions():
+            action.setChecked(action.data() == self.relearn_every)
         if self.labels_waiting and 0 < self.relearn_every <= self.labels_waiting:
             self.relearn_now()
 

@@ -62,6 +62,15 @@ class ProjectSession(QtCore.QObject):
         value = [value] if isinstance(value, str) else list(value or [])
         return [p for p in value if (Path(p) / "oddscope.sqlite").exists()]
 
+    def fill_recent_menu(self, menu: QtWidgets.QMenu) -> None:
+        """File > Recent projects, filled as it opens (a project may have gone meanwhile)."""
+        menu.clear()
+        for path in self.recent_projects():
+            action = menu.addAction(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_project(p))
+        if menu.isEmpty():
+            menu.addAction("No recent projects").setEnabled(False)
+
     def _remember_project(self, root: Path) -> None:
         s = dialogs.app_settings()
         recent = [str(root)] + [p for p in self.recent_projects() if p != str(root)]

@@ -14,7 +14,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Qt
 
 from oddscope.app import dialogs
-from oddscope.app.labelling import RELEARN_CHOICES, LabellingController
+from oddscope.app.labelling import LabellingController
 from oddscope.app.layout import DEFAULT_SIZE, WindowLayout
 from oddscope.app.mapview import MapView
 from oddscope.app.model import ProjectModel
@@ -143,13 +143,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.about_action = a("About Oddscope", self.show_about, None, "Version, encoder and weights in use")
         self.relearn_action = a("Re-rank now", self.labelling.relearn_now, "R",
                                 "Refit the active-learning ranking on every label so far (R)")
-        self.relearn_choice_actions = QtGui.QActionGroup(self)
-        for every, text in RELEARN_CHOICES:
-            action = QtGui.QAction(text, self.relearn_choice_actions, checkable=True)
-            action.setData(every)
-            action.setToolTip(f"When an active-learning ranking (oddscope, neighbourscore, protege) refits: {text.lower()}")
-            action.setChecked(every == self.labelling.relearn_every)
-            action.triggered.connect(lambda _=False, n=every: self.set_relearn_every(n))
+        self.relearn_choice_actions = self.labelling.relearn_choice_actions
 
     def _make_toolbar(self) -> None:
         bar = self.addToolBar("Main")
@@ -191,7 +185,7 @@ class MainWindow(QtWidgets.QMainWindow):
         file_menu.addAction(self.open_images_action)
         file_menu.addAction(self.open_project_action)
         self.recent_menu = file_menu.addMenu("Recent projects")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.recent_menu.aboutToShow.connect(lambda: self.session.fill_recent_menu(self.recent_menu))
         file_menu.addSeparator()
         file_menu.addAction(self.export_action)
         file_menu.addAction(self.import_action)
@@ -284,14 +278,6 @@ class MainWindow(QtWidgets.QMainWindow):
     def recent_projects(self) -> list[str]:
         return self.session.recent_projects()
 
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        for path in self.session.recent_projects():
-            action = self.recent_menu.addAction(path)
-            action.triggered.connect(lambda _=False, p=path: self.open_project(p))
-        if self.recent_menu.isEmpty():
-            self.recent_menu.addAction("No recent projects").setEnabled(False)
-
     def ask_settings(self) -> None:
         before = dialogs.analysis_settings()
         dialog = dialogs.SettingsDialog(before, self)
@@ -305,11 +291,6 @@ class MainWindow(QtWidgets.QMainWindow):
         """Re-run what the changed settings affect, in the background; the metric applies at once."""
         self.session.apply_settings(before, after)
         self.views.apply_metric(after["metric"])
-
-    def set_relearn_every(self, every: int) -> None:
-        self.labelling.set_relearn_every(every)
-        for action in self.relearn_choice_actions.actions():
-            action.setChecked(action.data() == self.labelling.relearn_every)
 
     def show_error(self, title: str, message: str, details: str = "") -> None:
         if self.headless:
@@ -382,15 +363,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ==================================================================== help
     def shortcut_rows(self) -> list[tuple[str, str]]:
-        rows = [(a.shortcut().toString(QtGui.QKeySequence.NativeText), a.text().replace("…", ""))
-                for a in self.actions() if not a.shortcut().isEmpty()]
-        rows += [("R / L / P (on the map)", "Rectangle / lasso / pan drag mode"),
-                 ("Shift-drag / Ctrl-drag (map)", "Add a rectangle / lasso to the selection"),
-                 ("Esc (on the map)", "Clear the map selection"),
-                 ("F (map or image)", "Fit the view"),
-                 ("Wheel / drag (image)", "Zoom / pan; double-click fits"),
-                 ("Arrow keys (grid)", "Move through the ranking")]
-        return rows
+        return dialogs.shortcut_rows(self.actions())
 
     def show_shortcuts(self) -> None:
         dialogs.ShortcutSheet(self.shortcut_rows(), self).exec()
