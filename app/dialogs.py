@@ -6,9 +6,10 @@ redirect them with ``QSettings.setPath`` so they never touch the user's.
 
 from __future__ import annotations
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import QSettings, Qt
 
+from oddscope.app.model import encoder_text
 from oddscope.core.models import registry
 
 ENCODERS = registry.ENCODERS.standard()
@@ -164,6 +165,22 @@ def ask_tag(parent, tags) -> str | None:
     return dialog.tag() or None if dialog.exec() == QtWidgets.QDialog.Accepted else None
 
 
+# Keys the views handle themselves (they have no window-wide action to list)
+VIEW_SHORTCUTS = [("R / L / P (on the map)", "Rectangle / lasso / pan drag mode"),
+                  ("Shift-drag / Ctrl-drag (map)", "Add a rectangle / lasso to the selection"),
+                  ("Esc (on the map)", "Clear the map selection"),
+                  ("F (map or image)", "Fit the view"),
+                  ("Wheel / drag (image)", "Zoom / pan; double-click fits"),
+                  ("Arrow keys (grid)", "Move through the ranking")]
+
+
+def shortcut_rows(actions) -> list[tuple[str, str]]:
+    """(keys, what) for the shortcut sheet: every one of ``actions`` with a shortcut, then the views' own keys."""
+    rows = [(a.shortcut().toString(QtGui.QKeySequence.NativeText), a.text().replace("…", ""))
+            for a in actions if not a.shortcut().isEmpty()]
+    return rows + VIEW_SHORTCUTS
+
+
 class ShortcutSheet(QtWidgets.QDialog):
     """Every keyboard shortcut of the window, in one table (Help > Shortcuts, F1)."""
 
@@ -210,3 +227,18 @@ def ask_yes_no(parent, title: str, message: str) -> bool:
                                             QtWidgets.QMessageBox.Yes | QtWidgets.QMessageBox.No)
     return answer == QtWidgets.QMessageBox.Yes
 
+
+
+def show_about(parent, project) -> None:
+    """Help > About: the version, and the open ``project`` (None: none) with its encoder and weights."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        app_version = version("oddscope")
+    except PackageNotFoundError:
+        app_version = "development"
+    where = f"<p>Project: {project.root}<br>Encoder: {encoder_text(project)}</p>" if project else ""
+    QtWidgets.QMessageBox.about(
+        parent, "About Oddscope",
+        f"<h3>Oddscope {app_version}</h3><p>Find, label and explore anomalies in large image "
+        f"collections.</p>{where}<p>Qt {QtCore.qVersion()} · BSD-3-Clause</p>")

@@ -25,16 +25,6 @@ from oddscope.core.workflows.active_session import ActiveSession
 from oddscope.app.worker import Lane, Task
 
 
-def prepare_session(root, method: str, progress=None) -> ActiveSession:
-    """Task function: read the features and prepare ``method`` (seconds at 10^5 items: PCA, kNN graph).
-
-    The window runs it as a task (progress bar, Cancel) and hands the result to
-    :meth:`ActiveLearner.set_session`; it reads through a connection of its own.
-    """
-    with Project.open(root) as project:
-        return ActiveSession(project, method, progress=progress)
-
-
 class ActiveLearner(QObject):
     """Refits one active-learning method on the project's labels, off the main thread.
 
@@ -65,7 +55,7 @@ class ActiveLearner(QObject):
             return self._session is not None and self._session.method == method
 
     def set_session(self, session: ActiveSession) -> None:
-        """Use this prepared session (from :func:`prepare_session`) for the next refits."""
+        """Use this prepared session (from :func:`oddscope.app.jobs.prepare_session`) for the next refits."""
         with self._lock:
             self._session = session
 

@@ -39,7 +39,7 @@ def make_application() -> QtWidgets.QApplication:
     app.setOrganizationName("Oddscope")
     app.setApplicationName("Oddscope")
     app.setApplicationDisplayName("Oddscope")
-    from oddscope.app.window import apply_theme
+    from oddscope.app.theme import apply_theme
 
     apply_theme(app)
     icon = Path(__file__).resolve().parent.parent / "resources" / "oddscope.svg"

@@ -8,7 +8,7 @@ map draws by level of detail, re-rendered for the visible range:
   (colour = mean value per bin through the colour map, or mean category colour; alpha = log count).
   Binning 1M points takes ~30-60 ms, inside the GUI budget, so it runs on the GUI thread, debounced
   by a ``QTimer`` while the view moves (the old image pans/zooms with the view meanwhile);
-* few points in view: :class:`PointsItem`, a minimal fixed-pixel-size scatter (one pre-rendered
+* few points in view: :class:`~oddscope.app.map_items.PointsItem`, a minimal fixed-pixel-size scatter (one pre-rendered
   sprite per colour, one ``drawPixmapFragments`` call), loaded with a margin around the view so that
   panning rarely reloads it.
 
@@ -23,17 +23,17 @@ touched off the GUI thread.
 
 from __future__ import annotations
 
-import functools
 import html
 import time
 
 import numpy as np
 import pyqtgraph as pg
-import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from scipy.spatial import cKDTree
 
+from oddscope.app.map_geometry import density_alpha, points_in_polygon
+from oddscope.app.map_items import PLAIN_COLOR, PointsItem, category_color, named_colormap, trimmed_colormap
 from oddscope.app.worker import Lane
 
 PICK_RADIUS_PX = 6
@@ -42,173 +42,15 @@ SELECTION_MARKER_CAP = 50_000  # larger selections are drawn as an image layer
 BIN_PX = 2  # density bins are BIN_PX x BIN_PX screen pixels: each point shows as a visible dot
 DEBOUNCE_MS = 40  # re-render this long after the view stopped changing...
 MAX_DEFER_S = 0.15  # ...but at least this often while it keeps changing
-MIN_ALPHA = 160  # alpha of a bin holding one point; the densest bin is opaque
 
 BACKGROUND = (30, 32, 38)
-PLAIN_COLOR = (110, 170, 255, 255)
 NAN_COLOR = (128, 128, 128, 255)
 HIGHLIGHT = (255, 255, 255, 255)  # selection: white stands out from every map and category colour
 HOVER_COLOR = (0, 220, 255, 255)
 CURRENT_COLOR = (255, 200, 0, 255)
-# Perceptual colour maps start near black, which vanishes on the dark background: the lowest part is
-# dropped (the colour bar shows the same truncated map, so nothing is misread).
-CMAP_START = 0.2
-# tab10: distinct on a dark background; more categories get evenly spaced hues.
-CATEGORY_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                   "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 LEGEND_MAX_ROWS = 25
 
 
-def points_in_polygon(x: np.ndarray, y: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """Boolean mask of the points ``(x, y)`` inside ``polygon`` ((M, 2) vertices), even-odd rule.
-
-    Ray casting, but each edge only tests the points whose y lies in the edge's y span: the points are
-    sorted by y once and each edge takes a slice with ``searchsorted``.  That costs about
-    O(n log n + n * crossings) instead of O(n * edges), so a hand-drawn lasso of hundreds of vertices
-    over 100k candidates stays in the tens of milliseconds.
-    """
-    x, y = np.asarray(x), np.asarray(y)  # float32 points stay float32: sorting them is 2x faster
-    poly = np.asarray(polygon, np.float64).reshape(-1, 2)
-    inside = np.zeros(x.shape, bool)
-    if len(poly) < 3 or x.size == 0:
-        return inside
-    order = np.argsort(y)
-    ys, xs = y[order], x[order]
-    flip = np.zeros(x.shape, bool)
-    x1s, y1s = poly[:, 0], poly[:, 1]
-    x2s, y2s = np.roll(x1s, -1), np.roll(y1s, -1)
-    lo = np.searchsorted(ys, np.minimum(y1s, y2s), "left")
-    hi = np.searchsorted(ys, np.maximum(y1s, y2s), "left")
-    for x1, y1, x2, y2, a, b in zip(x1s, y1s, x2s, y2s, lo, hi):
-        if a == b:
-            continue  # horizontal edge or no point in its y span
-        crossing_x = x1 + (ys[a:b] - y1) * ((x2 - x1) / (y2 - y1))
-        flip[a:b] ^= xs[a:b] < crossing_x
-    inside[order] = flip
-    return inside
-
-
-def _trimmed_colormap(full_map: pg.ColorMap) -> tuple[np.ndarray, pg.ColorMap]:
-    """256-entry RGBA table of ``full_map`` without its darkest CMAP_START part, and it as a ColorMap."""
-    lut = full_map.getLookupTable(CMAP_START, 1.0, 256, alpha=True).astype(np.uint8)
-    return lut, pg.ColorMap(np.linspace(0.0, 1.0, 256), lut)
-
-
-@functools.lru_cache(maxsize=16)
-def _named_colormap(name: str) -> tuple[np.ndarray, pg.ColorMap]:
-    """:func:`_trimmed_colormap` of a named map, made once (10 ms each time otherwise: every re-rank recolours)."""
-    lut, colormap = _trimmed_colormap(pg.colormap.get(name))
-    lut.flags.writeable = False  # shared by every call
-    return lut, colormap
-
-
-class PointsItem(pg.GraphicsObject):
-    """Markers of a fixed pixel size, drawn from a sprite atlas with one ``drawPixmapFragments`` call.
-
-    ``keys`` pick a sprite (a colour of :meth:`set_colors`) per point.  It replaces ScatterPlotItem
-    where that one's per-point Python work in ``setData`` (~100 ms per 20k points) would stall the
-    view.  ``ring=True`` draws hollow rings (hover / current markers).
-    """
-
-    def __init__(self, size: float = 5.0, *, ring: bool = False, outline=None):
-        super().__init__()
-        self._size = float(size)
-        self._ring = ring
-        self._outline = outline
-        self._colors = np.array([PLAIN_COLOR], np.uint8)
-        self._atlas = None  # (QPixmap, sprite side in atlas pixels, device pixel ratio)
-        self._x = self._y = np.empty(0)
-        self._keys = np.empty(0, np.intp)
-        self._bounds = QRectF()
-
-    def set_colors(self, colors) -> None:
-        self._colors = np.asarray(colors, np.uint8).reshape(-1, 4)
-        self._atlas = None
-        self.update()
-
-    def set_points(self, x, y, keys=None) -> None:
-        self._x = np.asarray(x, np.float64)
-        self._y = np.asarray(y, np.float64)
-        self._keys = np.zeros(self._x.size, np.intp) if keys is None else np.asarray(keys, np.intp)
-        self.prepareGeometryChange()
-        if self._x.size:
-            self._bounds = QRectF(QPointF(self._x.min(), self._y.min()),
-                                  QPointF(self._x.max(), self._y.max()))
-        else:
-            self._bounds = QRectF()
-        self.update()
-
-    def point_count(self) -> int:
-        return int(self._x.size)
-
-    def boundingRect(self) -> QRectF:
-        if not self._x.size:
-            return QRectF()
-        px, py = self.pixelVectors()
-        if px is None:
-            return QRectF(self._bounds)
-        pad_x = np.hypot(px.x(), px.y()) * self._size
-        pad_y = np.hypot(py.x(), py.y()) * self._size
-        return self._bounds.adjusted(-pad_x, -pad_y, pad_x, pad_y)
-
-    def viewTransformChanged(self) -> None:
-        self.prepareGeometryChange()  # the pixel padding of boundingRect changed
-
-    def _sprite_atlas(self, dpr: float):
-        if self._atlas is None or self._atlas[2] != dpr:
-            side = int(np.ceil((self._size + 2) * dpr))
-            atlas = QtGui.QPixmap(side * len(self._colors), side)
-            atlas.fill(Qt.transparent)
-            painter = QtGui.QPainter(atlas)
-            painter.setRenderHint(QtGui.QPainter.Antialiasing)
-            diameter = self._size * dpr
-            for i, rgba in enumerate(self._colors):
-                color = QtGui.QColor(*map(int, rgba))
-                margin = (side - diameter) / 2
-                rect = QRectF(i * side + margin, margin, diameter, diameter)
-                if self._ring:  # a coloured ring on a dark halo: visible on light and dark
-                    rect = rect.adjusted(2 * dpr, 2 * dpr, -2 * dpr, -2 * dpr)
-                    painter.setBrush(Qt.NoBrush)
-                    painter.setPen(QtGui.QPen(QtGui.QColor(0, 0, 0, 200), 4 * dpr))
-                    painter.drawEllipse(rect)
-                    painter.setPen(QtGui.QPen(color, 2 * dpr))
-                else:
-                    painter.setPen(QtGui.QPen(QtGui.QColor(*self._outline), dpr)
-                                   if self._outline is not None else Qt.NoPen)
-                    painter.setBrush(color)
-                painter.drawEllipse(rect)
-            painter.end()
-            self._atlas = (atlas, side, dpr)
-        return self._atlas
-
-    def paint(self, painter, option, widget=None):
-        if not self._x.size:
-            return
-        dpr = widget.devicePixelRatioF() if widget is not None else painter.device().devicePixelRatioF()
-        atlas, side, dpr = self._sprite_atlas(dpr)
-        t = painter.transform()
-        dx = t.m11() * self._x + t.m21() * self._y + t.dx()
-        dy = t.m12() * self._x + t.m22() * self._y + t.dy()
-        device = painter.device()
-        w, h = device.width() / dpr, device.height() / dpr
-        keep = (dx > -side) & (dx < w + side) & (dy > -side) & (dy < h + side)
-        n = int(np.count_nonzero(keep))
-        if not n:
-            return
-        # QPainter::PixmapFragment is 10 qreals: x, y (target centre), sourceLeft, sourceTop, width,
-        # height, scaleX, scaleY, rotation, opacity.
-        frags = np.empty((n, 10), np.float64)
-        frags[:, 0] = dx[keep]
-        frags[:, 1] = dy[keep]
-        frags[:, 2] = self._keys[keep] * side
-        frags[:, 3] = 0
-        frags[:, 4:6] = side
-        frags[:, 6:8] = 1 / dpr
-        frags[:, 8] = 0
-        frags[:, 9] = 1
-        painter.resetTransform()
-        first = shiboken6.wrapInstance(frags.ctypes.data, QtGui.QPainter.PixmapFragment)
-        painter.drawPixmapFragments(first, n, atlas)
 
 
 class _MapViewBox(pg.ViewBox):
@@ -421,7 +263,7 @@ class MapView(QtWidgets.QWidget):
         """Colour by a continuous value per point (NaN in grey) with a colour bar.
 
         ``cmap`` is a pyqtgraph colour map name or a ``pg.ColorMap`` (its darkest CMAP_START part
-        is dropped, see there); ``vmin``/``vmax`` default to the finite range of ``values``.
+        is dropped, see :mod:`oddscope.app.map_items`); ``vmin``/``vmax`` default to the finite range of ``values``.
         """
         values = np.asarray(values, np.float64)
         if values.shape != self._x.shape:
@@ -434,7 +276,7 @@ class MapView(QtWidgets.QWidget):
             vmax = float(finite.max()) if finite.size else 1.0
         lo = float(vmin)
         hi = float(vmax) if vmax > vmin else lo + 1.0
-        lut, colormap = _named_colormap(cmap) if isinstance(cmap, str) else _trimmed_colormap(cmap)
+        lut, colormap = named_colormap(cmap) if isinstance(cmap, str) else trimmed_colormap(cmap)
         scaled = np.clip((values - lo) / (hi - lo), 0.0, 1.0)  # float64: what bincount weighs in
         scaled[nan] = 0.0
         self._values01 = scaled
@@ -460,7 +302,7 @@ class MapView(QtWidgets.QWidget):
             raise ValueError(f"codes must be integers of shape ({self._x.size},)")
         if codes.size and (codes.max() >= len(names) or codes.min() < -1):
             raise ValueError(f"codes must lie in [-1, {len(names) - 1}] for {len(names)} names")
-        palette = np.array([self._category_color(i, len(names)) for i in range(len(names))]
+        palette = np.array([category_color(i, len(names)) for i in range(len(names))]
                            + [NAN_COLOR], np.uint8).reshape(-1, 4)
         keys = np.where(codes < 0, len(names), codes).astype(np.uint16)
         self._keys = keys
@@ -470,14 +312,6 @@ class MapView(QtWidgets.QWidget):
         self._hide_colorbar()
         self._fill_legend(label, names, palette)
         self._data_changed()
-
-    @staticmethod
-    def _category_color(i: int, n: int) -> tuple:
-        if n <= len(CATEGORY_COLORS):
-            color = QtGui.QColor(CATEGORY_COLORS[i])
-        else:
-            color = pg.intColor(i, hues=n, values=1, maxValue=255, minValue=150, sat=200)
-        return color.red(), color.green(), color.blue(), 255
 
     def _fill_legend(self, label: str, names: list[str], palette: np.ndarray) -> None:
         self.legend.clear()
@@ -687,19 +521,9 @@ class MapView(QtWidgets.QWidget):
         else:
             pixels = np.full(n_bins, self._palette32[0], np.uint32)
         rgba = pixels.view(np.uint8).reshape(h, w, 4)
-        rgba[..., 3] = self._alpha(counts).reshape(h, w)
+        rgba[..., 3] = density_alpha(counts).reshape(h, w)
         self.density_item.setImage(rgba.transpose(1, 0, 2), autoLevels=False)  # ImageItem: (x, y)
         self.density_item.setRect(QRectF(view[0], view[2], view[1] - view[0], view[3] - view[2]))
-
-    @staticmethod
-    def _alpha(counts: np.ndarray) -> np.ndarray:
-        """MIN_ALPHA for a single point up to opaque for the densest bin, on a log scale."""
-        top = max(float(np.log1p(counts.max())), 1e-9)
-        alpha = np.log1p(counts, dtype=np.float32)
-        alpha *= (255 - MIN_ALPHA) / top
-        alpha += MIN_ALPHA
-        alpha[counts == 0] = 0
-        return alpha.astype(np.uint8)
 
     def _render_selection(self, view, shape) -> None:
         """Markers for the selection, or for its part in view, when that is at most

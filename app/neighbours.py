@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QGuiApplication, QPainter
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QListView, QPushButton, QSpinBox,
                                QStackedWidget, QStyle, QStyledItemDelegate, QVBoxLayout, QWidget)
 
-from oddscope.app.ranking import format_score
+from oddscope.app.ranking_table import format_score
 from oddscope.app.thumbs import ThumbnailCache, ThumbnailUser, paint_thumbnail
 from oddscope.app.worker import Lane, Task
 from oddscope.core.models import registry

@@ -59,14 +59,14 @@ def test_re_rank_after_a_batch_of_labels_or_on_request(qtbot, demo_project):
 def test_preparing_a_method_shows_progress_and_cancel_keeps_the_ranking(qtbot, demo_project, monkeypatch):
     import time
 
-    from oddscope.app import window as window_module
+    from oddscope.app import jobs
 
     def slow_prepare(root, method, progress=None):  # stands in for PCA + kNN graph at 10^5 items
         for i in range(10_000):
             time.sleep(0.002)
             progress.update("active: graph", i, 10_000)
 
-    monkeypatch.setattr(window_module, "prepare_session", slow_prepare)
+    monkeypatch.setattr(jobs, "prepare_session", slow_prepare)
     window = open_window(qtbot, demo_project)
     before = window.model.ranking()
     window.ranking_combo.setCurrentText("protege")

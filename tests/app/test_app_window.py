@@ -69,9 +69,9 @@ def test_opening_fills_every_view(window, demo_project, monkeypatch):
 
 
 def test_a_large_table_is_read_in_a_child_process(qtbot, demo_project, monkeypatch):
-    from oddscope.app import window as window_module
+    from oddscope.app import session
 
-    monkeypatch.setattr(window_module, "TABLE_IN_PROCESS_ITEMS", 0)  # every project counts as large
+    monkeypatch.setattr(session, "TABLE_IN_PROCESS_ITEMS", 0)  # every project counts as large
     started = []
     window = MainWindow()
     qtbot.addWidget(window)
@@ -256,7 +256,7 @@ def test_hovering_the_map_shows_a_thumbnail(qtbot, window):
         qtbot.mouseMove(viewport, viewport.mapFrom(view, QPoint(round(x), round(y))))
     hovered = int(model.map_ids[blocker.args[0]])
     qtbot.waitUntil(lambda: window.thumbs.get(hovered, model.row(hovered)["path"]) is not None, timeout=10_000)
-    card = window._map_tooltip(blocker.args[0])
+    card = window.views.map_tooltip(blocker.args[0])
     assert isinstance(card, QtGui.QPixmap) and card.height() > window.thumbs.size  # thumbnail + caption
     assert view.popup.isVisible()
 

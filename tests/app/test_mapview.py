@@ -11,8 +11,8 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
 from oddscope.app import mapview
-from oddscope.app.mapview import (CURRENT_COLOR, HIGHLIGHT, NAN_COLOR, MapView,
-                                  points_in_polygon)
+from oddscope.app.map_geometry import points_in_polygon
+from oddscope.app.mapview import CURRENT_COLOR, HIGHLIGHT, NAN_COLOR, MapView
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from oddscope.app.ranking import LABEL_CHOICES, Filters, RankingTable, RankingView, TextSearch, tag_initials
+from oddscope.app.ranking import RankingView
+from oddscope.app.ranking_table import LABEL_CHOICES, Filters, RankingTable, TextSearch, tag_initials
 from oddscope.app.thumbs import ThumbnailCache
 
 N = 40

@@ -189,10 +189,10 @@ def slow_update(root, images, values, reindex, progress=None):
 
 
 def test_cancel_in_the_window_stops_the_task_and_leaves_it_usable(qtbot, small_project, monkeypatch):
-    from oddscope.app import dialogs, window as window_module
+    from oddscope.app import dialogs, jobs
     from oddscope.app.window import MainWindow
 
-    monkeypatch.setattr(window_module, "update_project", slow_update)  # pickled by name: the child imports it
+    monkeypatch.setattr(jobs, "update_project", slow_update)  # pickled by name: the child imports it
     errors = []
     monkeypatch.setattr(dialogs, "show_error", lambda *args: errors.append(args))  # never block in a modal
     window = MainWindow()

@@ -1,0 +1,239 @@
+"""Keeps the map, ranking grid, image viewer and neighbours panel in step with the project model.
+
+Selection and the current item are shared through :class:`~oddscope.app.model.ProjectModel`:
+a map selection filters the grid, the current item shows in the viewer, is
+ringed on the map and drives the neighbours panel.  This also owns what the
+views read from the project: the thumbnail cache and the neighbours' query
+connection, and the map's colouring.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6.QtCore import Qt
+
+from oddscope.core.progress import Progress
+from oddscope.core.project.store import Project
+
+from oddscope.app import dialogs, jobs
+from oddscope.app.item_details import label_html, map_caption, viewer_fields
+from oddscope.app.mapview import MapView
+from oddscope.app.model import ProjectModel
+from oddscope.app.neighbours import METRICS as NEIGHBOUR_METRICS
+from oddscope.app.neighbours import NeighboursPanel
+from oddscope.app.ranking import RankingView
+from oddscope.app.thumbs import ThumbnailCache
+from oddscope.app.viewer import ImageViewer
+from oddscope.app.worker import Lane
+
+THUMB_SIZE = 112
+TOOLTIP_SIDE = 160  # map hover card: small thumbnails are scaled up to be readable
+
+
+class ViewSync(QtCore.QObject):
+    """Routes the model's changes to the views and the views' picks back to the model."""
+
+    def __init__(self, model: ProjectModel, map_view: MapView, ranking: RankingView, viewer: ImageViewer,
+                 neighbours: NeighboursPanel, colour_combo: QtWidgets.QComboBox, thumbnail_lane: Lane,
+                 parent: QtWidgets.QWidget):
+        super().__init__(parent)
+        self.thumbnail_lane = thumbnail_lane  # thumbnails load as tasks here, never behind an index build
+        self.model = model
+        self.map_view = map_view
+        self.ranking = ranking
+        self.viewer = viewer
+        self.neighbours = neighbours
+        self.colour_combo = colour_combo
+        self.thumbs: ThumbnailCache | None = None
+        self.colour_column = "anomaly_score"
+        self.first_item_pending = False
+        self._shown_xy: np.ndarray | None = None
+        self._shown_colours = None  # ((column, kind, names, label), values) the map shows
+        self._neighbour_progress = Progress()  # cancels the neighbour index build of the open project
+        m = model
+        m.table_changed.connect(self.on_table_changed)
+        m.current_changed.connect(self._on_current_changed)
+        m.selection_changed.connect(self._on_selection_changed)
+        map_view.selection_changed.connect(self._on_map_selection)
+        map_view.clicked.connect(lambda pos: m.set_current(int(m.map_ids[pos])))
+        map_view.set_tooltip_provider(self.map_tooltip)
+        ranking.current_changed.connect(m.set_current)
+        neighbours.walk_to.connect(m.set_current)
+        neighbours.more_like_this.connect(m.set_selection)
+        colour_combo.currentIndexChanged.connect(self._on_colour_choice)
+
+    # ============================================================ project life
+    def project_loaded(self) -> None:
+        """Fill every view from the newly loaded project; its first item follows in the next event-loop turn."""
+        project = self.model.project
+        self._make_thumbnails(project)
+        self.fill_colour_choices()
+        self._shown_xy = self._shown_colours = None
+        self.neighbours.set_paths(self.model.table["path"])
+        self.apply_metric(dialogs.analysis_settings()["metric"])
+        self.set_neighbour_source(project.root)
+        self.on_table_changed()
+        # the first item is shown in the next event-loop turn: the grid and map paint in between,
+        # so no single step holds the GUI thread for long
+        self.first_item_pending = True
+        QtCore.QTimer.singleShot(0, self._show_first_item)
+
+    def project_closing(self) -> None:
+        """Let go of the project before it closes: neighbour lookups, thumbnails, viewer, map."""
+        self.set_neighbour_source(None)
+        if self.thumbs is not None:
+            self.thumbs.close()
+        self.viewer.clear()
+        self._shown_xy = self._shown_colours = None
+        self.map_view.set_points(np.empty((0, 2), np.float32))
+
+    def shutdown(self) -> None:
+        """The window closes: skip queued neighbour lookups, stop an index build, stop the thumbnailers."""
+        self.neighbours.show_item(None)
+        self._neighbour_progress.cancel()  # a running index build stops at its next chunk
+        if self.thumbs is not None:
+            self.thumbs.close()
+
+    def _show_first_item(self) -> None:
+        self.first_item_pending = False
+        if self.model.table is None or self.model.current is not None:
+            return  # closed meanwhile, or the user already picked an item
+        self.model.set_current(self.ranking.next_item())
+        self.ranking.grid.setFocus()
+
+    def set_neighbour_source(self, root) -> None:
+        """Neighbours come from the project at ``root`` (None: nowhere); an index still being built
+        for the previous source is abandoned."""
+        self._neighbour_progress.cancel()
+        self._neighbour_progress = Progress(self.neighbours.report_progress)
+        self.neighbours.set_query_function(
+            None if root is None else jobs.neighbour_query(root, self._neighbour_progress))
+
+    def _make_thumbnails(self, project: Project) -> None:
+        folder = project.layout.thumbnails
+        if not project.writable or not os.access(project.root, os.W_OK):
+            base = QtCore.QStandardPaths.writableLocation(QtCore.QStandardPaths.CacheLocation)
+            folder = Path(base) / "thumbnails" / hashlib.sha1(str(project.root).encode()).hexdigest()[:16]
+        self.thumbs = ThumbnailCache(folder, size=THUMB_SIZE, parent=self.parent(), lane=self.thumbnail_lane)
+        self.ranking.set_thumbnail_cache(self.thumbs)
+        self.neighbours.set_thumbnail_cache(self.thumbs)
+
+    def fill_colour_choices(self) -> None:
+        combo = self.colour_combo
+        combo.blockSignals(True)
+        combo.clear()
+        for column, label in self.model.color_choices():
+            combo.addItem(label, column)
+        combo.setCurrentIndex(max(0, combo.findData(self.colour_column)))
+        self.colour_column = combo.currentData()
+        combo.blockSignals(False)
+
+    def apply_metric(self, metric: str) -> None:
+        values = [value for _, value in NEIGHBOUR_METRICS]
+        if metric in values:
+            self.neighbours.metric_combo.setCurrentIndex(values.index(metric))
+
+    # ================================================================ model -> views
+    def on_table_changed(self) -> None:
+        """The table was reloaded, re-sorted or recomputed: refresh grid and map."""
+        table = self.model.table
+        if table is None:
+            return
+        current = self.model.current
+        self.ranking.set_table(table)
+        xy = self.model.map_xy()
+        if self._shown_xy is None or not np.array_equal(xy, self._shown_xy):  # a new map, not a re-sort
+            self._shown_xy = xy
+            self._shown_colours = None
+            self.map_view.set_points(xy)
+            if self.model.selection is not None:
+                self.map_view.set_selection(self.model.map_positions(self.model.selection))
+        self.apply_colouring()
+        if current is not None:
+            self.ranking.set_current_item(current)
+            self.map_view.set_current(self.model.map_position(current))
+            self.show_in_viewer(current)
+
+    def on_labels_changed(self, ids) -> None:
+        ids = np.asarray(ids, np.int64)
+        self.ranking.update_labels(self.model.table.loc[ids, ["label_score", "tags"]])
+        if self.colour_column in ("label_score", "tags"):
+            self.apply_colouring()
+        if self.model.current is not None and self.model.current in set(ids.tolist()):
+            self.show_in_viewer(self.model.current)
+
+    def _on_current_changed(self, item_id: int) -> None:
+        if item_id < 0:
+            self.map_view.set_current(None)
+            self.viewer.clear()
+            self.neighbours.show_item(None)
+            return
+        self.ranking.set_current_item(item_id)
+        self.map_view.set_current(self.model.map_position(item_id))
+        self.show_in_viewer(item_id)
+        self.neighbours.show_item(item_id)
+
+    def _on_selection_changed(self, ids) -> None:
+        self.ranking.set_selection_filter(ids)
+        if ids is None or len(ids) > 1:  # a click picks one point to look at: that alone does not filter
+            self.ranking.selection_toggle.setChecked(ids is not None)
+        positions = np.empty(0, np.int64) if ids is None else self.model.map_positions(ids)
+        if not np.array_equal(positions, self.map_view.selection()):
+            self.map_view.set_selection(positions)
+
+    def _on_map_selection(self, positions) -> None:
+        positions = np.asarray(positions, np.int64)
+        self.model.set_selection(self.model.map_ids[positions] if len(positions) else None)
+
+    def show_in_viewer(self, item_id: int) -> None:
+        row = self.model.row(item_id)
+        self.viewer.show_item(item_id, row["path"], viewer_fields(row, self.model.ranking()),
+                              label_html(*self.model.label_of(item_id)))
+
+    # ============================================================== map colouring
+    def _on_colour_choice(self, _index: int) -> None:
+        self.colour_column = self.colour_combo.currentData()
+        self.apply_colouring()
+
+    def apply_colouring(self) -> None:
+        column = self.colour_column
+        if self.model.table is None or column is None or not len(self.model.map_ids):
+            return
+        values, kind, names = self.model.color_values(column)
+        label = self.colour_combo.currentText()
+        shown = (column, kind, list(names) if names is not None else None, label)
+        if self._shown_colours is not None and self._shown_colours[0] == shown and np.array_equal(
+                self._shown_colours[1], values, equal_nan=kind != "categorical"):
+            return  # e.g. a re-rank that left this column as it was: the map is right already
+        self._shown_colours = (shown, np.array(values, copy=True))
+        if kind == "categorical":
+            self.map_view.set_categories(values, names, label)
+        elif column == "label_score":
+            self.map_view.set_colors(values, "plasma", 0, 5, label)
+        else:
+            self.map_view.set_colors(values, "viridis", None, None, label)
+
+    def map_tooltip(self, position: int):
+        """The map's hover card: the thumbnail (scaled up) over its caption; the caption alone until it is made."""
+        item_id = int(self.model.map_ids[position])
+        row = self.model.row(item_id)
+        caption = map_caption(row)
+        thumb = self.thumbs.get(item_id, row["path"]) if self.thumbs is not None else None
+        if thumb is None:
+            return caption
+        thumb = thumb.scaled(TOOLTIP_SIDE, TOOLTIP_SIDE, Qt.KeepAspectRatio, Qt.SmoothTransformation)
+        metrics = QtGui.QFontMetrics(self.parent().font())
+        width = max(thumb.width(), metrics.horizontalAdvance(caption) + 8)
+        card = QtGui.QPixmap(width, thumb.height() + metrics.height() + 6)
+        card.fill(QtGui.QColor("#202226"))
+        painter = QtGui.QPainter(card)
+        painter.drawPixmap((width - thumb.width()) // 2, 0, thumb)
+        painter.setPen(QtGui.QColor("#e6e6e6"))
+        painter.drawText(QtCore.QRect(0, thumb.height() + 2, width, metrics.height() + 2), Qt.AlignCenter, caption)
+        painter.end()
+        return card
