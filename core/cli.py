@@ -98,7 +98,7 @@ def index(images, project_dir, reference, encoder, weights, device, batch_size, 
     features, every detector's scores, the map and clusters. Run it again to add new images: only those
     are encoded."""
     from oddscope.core.models.detectors import DEFAULT_DETECTORS
-    from oddscope.core.workflows.pipeline import IndexOptions, index_images
+    from oddscope.core.workflows.pipeline import IndexOptions, NotEnoughImages, index_images
 
     options = IndexOptions(encoder=encoder, weights=weights, device=device, k=k, batch_size=batch_size,
                            workers=workers, dtype=dtype, max_pixels=max_pixels, make_map=not no_map,
@@ -112,6 +112,12 @@ def index(images, project_dir, reference, encoder, weights, device, batch_size, 
             bars.close()
             click.echo("Interrupted. Finished batches are saved: run the same command again to resume.", err=True)
             sys.exit(130)
+        except NotEnoughImages as err:
+            bars.close()
+            if err.summary is not None:
+                _print_skipped(project, err.summary.skipped)
+            raise click.ClickException(f"{err}. Add readable images (see the reasons above) and run the same "
+                                       f"command again.") from None
         finally:
             bars.close()
         _print_summary(project, summary)
@@ -122,18 +128,27 @@ def _print_summary(project: Project, summary) -> None:
     enc = summary.encoder
     click.echo(f"Project   {project.root}")
     click.echo(f"Encoder   {enc['spec']} ({enc['dim']}-d, {enc['input_size']} px) weights: {enc['weights']}")
-    click.echo(f"Items     {summary.n_items} ({summary.n_new} new); features computed {ext.computed}, "
+    skipped = f", {len(summary.skipped)} skipped" if summary.skipped else ""
+    click.echo(f"Items     {summary.n_items} ({summary.n_new} new{skipped}); features computed {ext.computed}, "
                f"reused {ext.reused}" + (f", {ext.images_per_second:.1f} img/s" if ext.computed else ""))
-    click.echo(f"Mode      {summary.mode}")
-    if summary.skipped:
-        click.echo(f"Skipped   {len(summary.skipped)} file(s), listed in {project.root / 'skipped.csv'}:")
-        for path, reason in summary.skipped[:10]:
-            click.echo(f"  {path}: {reason}")
-        if len(summary.skipped) > 10:
-            click.echo(f"  ... and {len(summary.skipped) - 10} more")
+    kept = (" (analysis kept: no image added, removed or changed and the same options, so the scores, map "
+            "and clusters are up to date)" if summary.analysis_kept else "")
+    click.echo(f"Mode      {summary.mode}{kept}")
+    _print_skipped(project, summary.skipped)
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items())
     click.echo(f"Timings   {timing}")
     _print_top(project, 10)
+
+
+def _print_skipped(project: Project, skipped: list) -> None:
+    """The files not indexed, with their reasons (the first ten; all of them are in skipped.csv)."""
+    if not skipped:
+        return
+    click.echo(f"Skipped   {len(skipped)} file(s), listed in {project.root / 'skipped.csv'}:")
+    for path, reason in skipped[:10]:
+        click.echo(f"  {path}: {reason}")
+    if len(skipped) > 10:
+        click.echo(f"  ... and {len(skipped) - 10} more")
 
 
 def _print_top(project: Project, n: int) -> None:
