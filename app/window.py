@@ -24,6 +24,7 @@ from oddscope.core.progress import Progress
 from oddscope.core.workflows.retrieval import Neighbours
 from oddscope.core.project.store import Project, ProjectError, ProjectLocked
 from oddscope.core.project.table import read_project_table
+from oddscope.core.workflows.readiness import advice_if_not_analysed
 
 from oddscope.app import dialogs
 from oddscope.app.learning import ActiveLearner, prepare_session
@@ -178,6 +179,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._neighbour_progress = Progress()  # cancels the neighbour index build of the open project
         self._relearn_every = int(dialogs.app_settings().value("relearn_every", 1))
         self._labels_waiting = 0  # label changes not yet used by the active-learning ranking
+        self._advice: str | None = None  # what to do with a project that has nothing to explore yet
         self.headless = False  # scripted runs: errors are collected in .errors, never shown in a modal dialog
         self.errors: list[str] = []
 
@@ -486,6 +488,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.thumbs is not None:
             self.thumbs.close()
         self.model.close()
+        self._advice = None
         self.viewer.clear()
         self._shown_xy = self._shown_colours = None
         self.map_view.set_points(np.empty((0, 2), np.float32))
@@ -561,7 +564,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """Loaded, idle, the current image and the first thumbnails drawn (for scripted screenshots)."""
         if self.model.table is None or self._loading or self._first_item_pending or self.tasks.running("load"):
             return False
-        if self.model.current is not None and self.viewer.image() is None:
+        if self.model.current is not None and not self.viewer.is_settled():
             return False
         if self.neighbours.status.text().startswith("searching"):
             return False
@@ -575,6 +578,8 @@ class MainWindow(QtWidgets.QMainWindow):
         table = self.model.table
         if table is None:
             return
+        self._advice = advice_if_not_analysed(self.model.project.root, table["status"],
+                                              analysed=bool((table["rank"] > 0).any()))
         current = self.model.current
         self.ranking.set_table(table)
         xy = self.model.map_xy()
@@ -702,7 +707,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _update_banner(self) -> None:
         text = ""
-        if self.model.read_only:
+        if self._advice:
+            text = self._advice
+        elif self.model.read_only:
             text = ("Read-only: another Oddscope is writing this project, so labelling is switched off here. "
                     "Close it there and reopen this project to label.")
         elif self.model.is_open and not self.model.can_label:
