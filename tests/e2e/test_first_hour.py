@@ -1,11 +1,16 @@
 """A new user's first hour with the `oddscope` command: empty runs, odd layouts, no display, path rules."""
 
+import os
+import sys
+
 import numpy as np
 import pandas as pd
 from click.testing import CliRunner
 from PIL import Image
 
+from oddscope.app import main as app_main
 from oddscope.app.cli import main
+from oddscope.core.project.store import Project
 
 
 def run(*args, **kwargs):
@@ -50,3 +55,18 @@ def test_a_project_inside_its_image_folder_never_indexes_itself(tmp_path):
     changed = run("index", images, "--project", images / "proj", "-q", "--no-map", "--no-clusters",
                   "--detectors", "knn", "-k", "1")
     assert changed.exit_code == 0 and "analysis kept" not in changed.output  # other options: analysed again
+
+
+def test_without_a_display_open_says_so_and_a_screenshot_renders_offscreen(tmp_path, monkeypatch):
+    Project.create(tmp_path / "proj").close()
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    platforms = []
+    monkeypatch.setattr(app_main, "run_app", lambda root, screenshot=None: platforms.append(
+        os.environ.get("QT_QPA_PLATFORM")) or 0)
+    refused = run("open", tmp_path / "proj")
+    assert refused.exit_code == 2 and "no display" in refused.output and "--screenshot" in refused.output
+    assert platforms == []  # Qt never started
+    shot = run("open", tmp_path / "proj", "--screenshot", tmp_path / "w.png")
+    assert shot.exit_code == 0 and platforms == ["offscreen"]

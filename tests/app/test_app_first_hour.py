@@ -1,10 +1,12 @@
-"""Every state a project can be left in opens, with advice instead of a broken or waiting window."""
+"""A new user's first hour with the window: every state a project can be left in opens, with advice
+instead of a broken or waiting window, and Qt's harmless noise stays out of the terminal."""
 import sys
 import time
 
 import numpy as np
 import pytest
 from PIL import Image
+from PySide6 import QtCore
 
 from oddscope.app.window import MainWindow
 from oddscope.core.project.store import Project
@@ -59,3 +61,12 @@ def test_screenshot_of_an_empty_project_does_not_wait(tmp_path, monkeypatch):
     start = time.monotonic()
     assert run_app(root, screenshot=tmp_path / "empty.png") == 0
     assert time.monotonic() - start < SCREENSHOT_WAIT_S / 2 and (tmp_path / "empty.png").exists()
+
+
+def test_only_the_harmless_qt_message_is_filtered(capsys):
+    from oddscope.app.main import HARMLESS_QT_MESSAGES, _qt_message
+
+    context = QtCore.QMessageLogContext()
+    _qt_message(QtCore.QtMsgType.QtWarningMsg, context, HARMLESS_QT_MESSAGES[0])
+    _qt_message(QtCore.QtMsgType.QtWarningMsg, context, "QPainter::begin: Paint device returned engine == 0")
+    assert capsys.readouterr().err == "QPainter::begin: Paint device returned engine == 0\n"
