@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from oddscope.core.progress import Cancelled
+from oddscope.core.project.csv_paths import PATH_RULE
 from oddscope.core.project.store import Project, ProjectError
 
 _PROJECT = click.option("--project", "-p", "project_dir", required=True, type=click.Path(file_okay=False),
@@ -196,19 +197,25 @@ def labels():
     """Import or export labels as CSV (columns path, score 0-5, tags separated by ';')."""
 
 
-@labels.command("import")
+@labels.command("import", help="Apply the labels in FILE. Bad rows are reported with their line numbers and "
+                "skipped; the good rows are applied, and the exit status is 1 if any row was rejected. "
+                + PATH_RULE + " A file of which no path names an image of the project is an error.")
 @_PROJECT
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @_friendly_errors
 def labels_import(project_dir, file):
-    """Apply the labels in FILE; bad rows are reported with their line numbers and skipped."""
     from oddscope.core.project.labels_io import import_labels
 
     with Project.open(project_dir, writable=True) as project:
         report = import_labels(project, file)
-    click.echo(f"Applied {report.applied} label(s); {report.unchanged} unchanged; {len(report.errors)} bad row(s).")
+    if report.nothing_matched:
+        raise click.ClickException(report.nothing_matched)
+    click.echo(f"Applied {report.applied} label(s); {report.unchanged} unchanged; {len(report.errors)} bad row(s); "
+               f"{report.paths}.")
     for line, message in report.errors:
         click.echo(f"  line {line}: {message}", err=True)
+    if report.errors:
+        sys.exit(1)
 
 
 @labels.command("export")
@@ -244,14 +251,18 @@ def neighbours(project_dir, path, k, metric):
             click.echo(f"{rank:>3}  {dist:.4f}  {project.resolve(items.at[nid, 'path'])}")
 
 
-@main.group(invoke_without_command=True)
+@main.group(invoke_without_command=True, help="Detection quality per detector: AUROC, average precision, "
+            "recall@10/50/100. A bad is_anomaly value is an error naming its line. " + PATH_RULE
+            + " A truth file of which no path names an image of the project is an error.")
 @click.option("--project", "-p", "project_dir", type=click.Path(file_okay=False), help="Project folder.")
-@click.option("--truth", type=click.Path(exists=True, dir_okay=False), help="CSV with path,is_anomaly[,category].")
+@click.option("--truth", type=click.Path(exists=True, dir_okay=False),
+              help="CSV with path,is_anomaly[,category]; is_anomaly is 0/1, true/false or yes/no.")
+@click.option("--threshold", type=float, default=None,
+              help="is_anomaly holds probabilities or scores: values at or above this count as anomalies.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 @_friendly_errors
-def evaluate(ctx, project_dir, truth, as_json):
-    """Detection quality per detector: AUROC, average precision, recall@10/50/100."""
+def evaluate(ctx, project_dir, truth, threshold, as_json):
     if ctx.invoked_subcommand is not None:
         return
     if not project_dir or not truth:
@@ -260,12 +271,13 @@ def evaluate(ctx, project_dir, truth, as_json):
     from oddscope.core.models.metrics import metrics_table
 
     with Project.open(project_dir) as project:
-        result = evaluate_detectors(project, truth)
+        result = evaluate_detectors(project, truth, threshold=threshold)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     click.echo(f"{result['n_items']} items, {result['n_anomalies']} anomalies"
-               + (f", {result['unknown_paths']} truth rows not in the project" if result["unknown_paths"] else ""))
+               + (f", {result['unknown_paths']} truth rows not in the project" if result["unknown_paths"] else "")
+               + f" ({result['paths']})")
     click.echo(metrics_table(result["detectors"]))
     cats = sorted({c for per in result["auroc_by_category"].values() for c in per})
     if cats:

@@ -14,12 +14,14 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from oddscope.core.models.clustering import cluster_all
 from oddscope.core.models.detectors import DEFAULT_DETECTORS, make_detector
+from oddscope.core.project.csv_paths import remember_image_root
 from oddscope.core.project.features import encoder_key, load_features
 from oddscope.core.workflows.extraction import ExtractionReport, extract_features
 from oddscope.core.data.ingest import ScanResult, read_manifest, scan_folder
@@ -75,8 +77,14 @@ def collect(source) -> ScanResult:
 
 
 def add_source(project: Project, source, role: str = "test") -> tuple[int, list]:
-    """Register the images of ``source``; files unusable at a glance are stored as skipped."""
+    """Register the images of ``source``; files unusable at a glance are stored as skipped.
+
+    The folder of test images (a manifest's folder) becomes the project's image folder, against which
+    the paths of labels and truth files are looked up too.
+    """
     scan = collect(source)
+    if role == "test":
+        remember_image_root(project, Path(source).parent if Path(source).is_file() else source)
     n_new = project.add_items(scan.paths, role=role, metas=scan.metas)
     if scan.skipped:
         project.add_items([p for p, _ in scan.skipped], role=role)

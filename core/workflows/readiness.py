@@ -17,7 +17,8 @@ def advice_if_not_analysed(root, statuses: pd.Series, analysed: bool) -> str | N
     """What to do with the project at ``root`` whose items have ``statuses``; None once it is ``analysed``."""
     if analysed:
         return None
-    index_again = f"File ▸ Open images folder… (choose this project folder), or `oddscope index IMAGES --project {root}`"
+    index_again = (f"File ▸ Open images folder… (choose this project folder), "
+                   f"or `oddscope index IMAGES --project {root}`")
     counts = statuses.value_counts()
     n, ok, pending = len(statuses), int(counts.get("ok", 0)), int(counts.get("pending", 0))
     if n == 0:

@@ -1,5 +1,6 @@
 """A new user's first hour with the `oddscope` command: empty runs, odd layouts, no display, path rules."""
 
+import json
 import os
 import sys
 
@@ -70,3 +71,36 @@ def test_without_a_display_open_says_so_and_a_screenshot_renders_offscreen(tmp_p
     assert platforms == []  # Qt never started
     shot = run("open", tmp_path / "proj", "--screenshot", tmp_path / "w.png")
     assert shot.exit_code == 0 and platforms == ["offscreen"]
+
+
+def test_csv_paths_follow_one_rule_and_bad_rows_fail_the_command(demo_project, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    images = sorted(p.name for p in (demo_project.parent / "images").iterdir())
+    labels = tmp_path / "labels.csv"  # paths relative to the image folder, the CSV elsewhere
+    labels.write_text(f"path,score\n{images[0]},5\n{images[1]},9\n")
+    result = run("labels", "import", "--project", demo_project, labels)
+    assert result.exit_code == 1 and "Applied 1 label(s)" in result.output and "line 3: score must be" in result.output
+    assert "2 relative to the project's image folder" in result.output
+    labels.write_text(f"path,score\nnowhere/{images[0]},5\n")
+    result = run("labels", "import", "--project", demo_project, labels)
+    assert result.exit_code == 1 and "no path in" in result.output and "current directory" in result.output
+    assert "Applied" not in result.output
+
+    truth = pd.read_csv(demo_project.parent / "truth.csv")
+    truth["path"] = truth["path"].map(lambda p: p.rsplit("/", 1)[-1])
+    truth["is_anomaly"] = truth["is_anomaly"].map({0: "no", 1: "yes"})
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    good = run("evaluate", "--project", demo_project, "--truth", tmp_path / "truth.csv")
+    assert good.exit_code == 0 and "150 items" in good.output
+    assert "150 relative to the project's image folder" in good.output
+    truth["is_anomaly"] = np.where(truth["is_anomaly"] == "yes", 0.8, 0.1)
+    truth.to_csv(tmp_path / "probabilities.csv", index=False)
+    refused = run("evaluate", "--project", demo_project, "--truth", tmp_path / "probabilities.csv")
+    assert refused.exit_code == 1 and "line 2: is_anomaly must be 0/1" in refused.output
+    assert "--threshold" in refused.output
+    thresholded = run("evaluate", "--project", demo_project, "--truth", tmp_path / "probabilities.csv",
+                      "--threshold", "0.5", "--json")
+    assert thresholded.exit_code == 0
+    assert json.loads(thresholded.output)["n_anomalies"] == json.loads(run(
+        "evaluate", "--project", demo_project, "--truth", demo_project.parent / "truth.csv", "--json").output)[
+        "n_anomalies"]
