@@ -707,14 +707,14 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _update_banner(self) -> None:
         text = ""
-        if self._advice:
-            text = self._advice
-        elif self.model.read_only:
+        if self.model.read_only:
             text = ("Read-only: another Oddscope is writing this project, so labelling is switched off here. "
                     "Close it there and reopen this project to label.")
         elif self.model.is_open and not self.model.can_label:
             text = ("A background task is writing the project (see the status bar): "
                     "labelling resumes when it finishes.")
+        elif self._advice:  # nothing to explore yet
+            text = self._advice
         self.banner.setText(text)
         self.banner.setVisible(bool(text))
 

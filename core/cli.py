@@ -115,10 +115,10 @@ def index(images, project_dir, reference, encoder, weights, device, batch_size, 
             sys.exit(130)
         except NotEnoughImages as err:
             bars.close()
-            if err.summary is not None:
-                _print_skipped(project, err.summary.skipped)
-            raise click.ClickException(f"{err}. Add readable images (see the reasons above) and run the same "
-                                       f"command again.") from None
+            skipped = err.summary.skipped if err.summary is not None else []
+            _print_skipped(project, skipped)
+            why = "the skipped files and why are listed above" if skipped else "no image file was found"
+            raise click.ClickException(f"{err} ({why}). Add readable images and run the same command again.") from None
         finally:
             bars.close()
         _print_summary(project, summary)
@@ -166,7 +166,9 @@ def _print_top(project: Project, n: int) -> None:
 @_PROJECT
 @_friendly_errors
 def info(project_dir):
-    """What a project holds: items, encoder and weights, detectors, labels."""
+    """What a project holds: items, encoder and weights, detectors, labels (and what to do next, if unfinished)."""
+    from oddscope.core.workflows.readiness import advice_if_not_analysed
+
     with Project.open(project_dir) as project:
         items = project.items(with_meta=False)
         enc = project.get_setting("encoder") or {}
@@ -177,6 +179,9 @@ def info(project_dir):
             click.echo(f"Detector  {name:<12} {json.dumps(run['params'])} ({run['seconds'] or 0:.1f}s)")
         click.echo(f"Ranking   {project.get_setting('ranking')}")
         click.echo(f"Labels    {len(project.labels())}")
+        advice = advice_if_not_analysed(project.root, items["status"], analysed=bool(project.latest_runs("detector")))
+        if advice:
+            click.echo(f"Next      {advice}")
 
 
 @main.command()

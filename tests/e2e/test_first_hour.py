@@ -31,11 +31,13 @@ def test_a_refused_run_says_why_every_file_was_skipped(tmp_path):
     (images / "empty.jpg").write_bytes(b"")
     result = run("index", images, "--project", tmp_path / "proj", "-q")
     assert result.exit_code == 1
-    assert "only 0 readable image(s) to analyse" in result.output and "Add readable images" in result.output
+    assert "only 0 readable image(s) to analyse" in result.output and "listed above" in result.output
     assert "broken.png: truncated or corrupt image" in result.output
     assert "empty.jpg: empty file (0 bytes)" in result.output
     skipped = pd.read_csv(tmp_path / "proj" / "skipped.csv")
     assert sorted(skipped["path"].str.rsplit("/", n=1).str[-1]) == ["broken.png", "empty.jpg"]
+    info = run("info", "--project", tmp_path / "proj")
+    assert info.exit_code == 0 and "Next      Nothing to explore yet: 0 of the 2 images could be read" in info.output
 
 
 def test_a_project_inside_its_image_folder_never_indexes_itself(tmp_path):
