@@ -18,6 +18,15 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 log = logging.getLogger("oddscope.app")
 SCREENSHOT_WAIT_S = 20.0
+# Qt's offscreen and some Wayland plugins say this once per window shown: noise to a user, never a fault
+HARMLESS_QT_MESSAGES = ("This plugin does not support propagateSizeHints()",)
+
+
+def _qt_message(mode, context, message: str) -> None:
+    """Qt's messages, written to stderr as Qt would, less the :data:`HARMLESS_QT_MESSAGES`."""
+    if message in HARMLESS_QT_MESSAGES:
+        return
+    print(QtCore.qFormatLogMessage(mode, context, message), file=sys.stderr, flush=True)
 
 
 def _excepthook(exc_type, exc, tb) -> None:
@@ -35,6 +44,7 @@ def _excepthook(exc_type, exc, tb) -> None:
 
 
 def make_application() -> QtWidgets.QApplication:
+    QtCore.qInstallMessageHandler(_qt_message)
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setOrganizationName("Oddscope")
     app.setApplicationName("Oddscope")

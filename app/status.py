@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 
 from oddscope.app.model import ProjectModel, encoder_text
 from oddscope.core.project.layout import SKIPPED_REPORT
+from oddscope.core.workflows.readiness import advice_if_not_analysed
 
 ENCODER_TEXT_PX = 780  # the encoder label is elided to this width: the full text is in its tooltip
 
@@ -46,10 +47,13 @@ class StatusLabels:
 
 
 def banner_text(model: ProjectModel) -> str:
-    """Why labelling is off, when it is ("" when it is on or no project is open)."""
+    """Why labelling is off, or what to do with a project that has nothing to explore yet ("" otherwise)."""
     if model.read_only:
         return ("Read-only: another Oddscope is writing this project, so labelling is switched off here. "
                 "Close it there and reopen this project to label.")
     if model.is_open and not model.can_label:
         return "A background task is writing the project (see the status bar): labelling resumes when it finishes."
+    table = model.table
+    if table is not None and not (table["rank"] > 0).any():  # never analysed: say what to do
+        return advice_if_not_analysed(model.project.root, table["status"], analysed=False) or ""
     return ""

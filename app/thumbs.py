@@ -6,9 +6,10 @@ memory (or ``None``) and queues a load.  Loads run newest first, so when the
 user scrolls fast the cells now on screen arrive before the ones scrolled past,
 and requests older than ``max_pending`` are forgotten (a view asks again when
 it paints the cell again).  Finished thumbnails are written as PNGs into
-``cache_dir`` so the next session starts warm; a PNG older than its source file
-is made again.  Loaders are tasks in an ``interactive`` lane
-(:mod:`oddscope.app.worker`), so thumbnails never queue behind project work.
+``cache_dir`` (tagged with a ``CACHEDIR.TAG``, so no scan indexes them) so the
+next session starts warm; a PNG older than its source file is made again.
+Loaders are tasks in an ``interactive`` lane (:mod:`oddscope.app.worker`), so
+thumbnails never queue behind project work.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 
 from oddscope.core.data.images import load_array, to_rgb8
+from oddscope.core.data.ingest import tag_cache_folder
 
 from oddscope.app.worker import Lane, Task
 
@@ -48,6 +50,7 @@ class ThumbnailCache(QObject):
             raise ValueError(f"thumbnail size must be at least 8 px, got {size}")
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tag_cache_folder(self.cache_dir)  # a scan of the folder it sits in never indexes thumbnails
         self.size = int(size)
         self.placeholder = _placeholder(self.size)
         self._capacity = int(capacity)
@@ -96,6 +99,7 @@ class ThumbnailCache(QObject):
             self.lane.wait()
             shutil.rmtree(self.cache_dir, ignore_errors=True)
             self.cache_dir.mkdir(parents=True, exist_ok=True)
+            tag_cache_folder(self.cache_dir)
 
     def close(self) -> None:
         """Drop queued loads and wait for the running ones (before the application exits)."""

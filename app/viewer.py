@@ -64,6 +64,7 @@ class ImageViewer(QtWidgets.QWidget):
         self.item_id: int | None = None
         self.path: str | None = None
         self._generation = 0
+        self._settled = 0  # the newest request that ended (drawn, or failed with a message)
         self._task: Task | None = None
         self._raw_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._render_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -257,6 +258,7 @@ class ImageViewer(QtWidgets.QWidget):
     def _display(self, generation: int, item_id, rgb: np.ndarray, fit: bool) -> None:
         if generation != self._generation:
             return  # a newer request superseded this one
+        self._settled = generation
         self.image_item.setImage(rgb, autoLevels=False, levels=(0, 255))
         self.stack.setCurrentWidget(self.graphics)
         if fit:
@@ -265,6 +267,7 @@ class ImageViewer(QtWidgets.QWidget):
 
     def _failed(self, generation: int, path: str, message: str) -> None:
         if generation == self._generation:
+            self._settled = generation
             self.show_message(f"Cannot show {Path(path).name}:\n{message}")
 
     def show_message(self, text: str) -> None:
@@ -274,6 +277,10 @@ class ImageViewer(QtWidgets.QWidget):
     def fit(self) -> None:
         if self.image_item.image is not None:
             self.view_box.autoRange(padding=0.02)
+
+    def is_settled(self) -> bool:
+        """Nothing in flight: the current item's pixels are drawn, or the message why they cannot be."""
+        return self.path is None or self._settled == self._generation
 
     def image(self) -> np.ndarray | None:
         """The 8-bit RGB pixels on screen."""

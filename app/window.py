@@ -320,7 +320,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if (self.model.table is None or self.session.loading is not None or self.views.first_item_pending
                 or self.tasks.running("load")):
             return False
-        if self.model.current is not None and self.viewer.image() is None:
+        if self.model.current is not None and not self.viewer.is_settled():
             return False
         if self.neighbours.status.text().startswith("searching"):
             return False

@@ -18,6 +18,7 @@ import click
 from oddscope.core.models.registry import DEFAULT_ENCODER, DETECTORS, ENCODERS, METRICS, RANKERS, EncoderError
 from oddscope.core.progress import Cancelled
 from oddscope.core.project.layout import ENCODER, RANKING
+from oddscope.core.project.csv_paths import PATH_RULE
 from oddscope.core.project.store import Project, ProjectError
 
 _PROJECT = click.option("--project", "-p", "project_dir", required=True, type=click.Path(file_okay=False),
@@ -96,7 +97,7 @@ def index(images, project_dir, reference, encoder, weights, device, batch_size, 
     """Index IMAGES (a folder, searched recursively, or a CSV manifest with a `path` column) into a project:
     features, every detector's scores, the map and clusters. Run it again to add new images: only those
     are encoded."""
-    from oddscope.core.workflows.pipeline import IndexOptions, index_images
+    from oddscope.core.workflows.pipeline import IndexOptions, NotEnoughImages, index_images
 
     chosen = tuple(d.strip() for d in detectors.split(",")) if detectors else DETECTORS.standard()
     options = IndexOptions(encoder=encoder, weights=weights, device=device, k=k, batch_size=batch_size,
@@ -110,6 +111,12 @@ def index(images, project_dir, reference, encoder, weights, device, batch_size, 
             bars.close()
             click.echo("Interrupted. Finished batches are saved: run the same command again to resume.", err=True)
             sys.exit(130)
+        except NotEnoughImages as err:
+            bars.close()
+            skipped = err.summary.skipped if err.summary is not None else []
+            _print_skipped(project, skipped)
+            why = "the skipped files and why are listed above" if skipped else "no image file was found"
+            raise click.ClickException(f"{err} ({why}). Add readable images and run the same command again.") from None
         finally:
             bars.close()
         _print_summary(project, summary)
@@ -120,18 +127,27 @@ def _print_summary(project: Project, summary) -> None:
     enc = summary.encoder
     click.echo(f"Project   {project.root}")
     click.echo(f"Encoder   {enc['spec']} ({enc['dim']}-d, {enc['input_size']} px) weights: {enc['weights']}")
-    click.echo(f"Items     {summary.n_items} ({summary.n_new} new); features computed {ext.computed}, "
+    skipped = f", {len(summary.skipped)} skipped" if summary.skipped else ""
+    click.echo(f"Items     {summary.n_items} ({summary.n_new} new{skipped}); features computed {ext.computed}, "
                f"reused {ext.reused}" + (f", {ext.images_per_second:.1f} img/s" if ext.computed else ""))
-    click.echo(f"Mode      {summary.mode}")
-    if summary.skipped:
-        click.echo(f"Skipped   {len(summary.skipped)} file(s), listed in {project.layout.skipped_report}:")
-        for path, reason in summary.skipped[:10]:
-            click.echo(f"  {path}: {reason}")
-        if len(summary.skipped) > 10:
-            click.echo(f"  ... and {len(summary.skipped) - 10} more")
+    kept = (" (analysis kept: no image added, removed or changed and the same options, so the scores, map "
+            "and clusters are up to date)" if summary.analysis_kept else "")
+    click.echo(f"Mode      {summary.mode}{kept}")
+    _print_skipped(project, summary.skipped)
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items())
     click.echo(f"Timings   {timing}")
     _print_top(project, 10)
+
+
+def _print_skipped(project: Project, skipped: list) -> None:
+    """The files not indexed, with their reasons (the first ten; all of them are in skipped.csv)."""
+    if not skipped:
+        return
+    click.echo(f"Skipped   {len(skipped)} file(s), listed in {project.layout.skipped_report}:")
+    for path, reason in skipped[:10]:
+        click.echo(f"  {path}: {reason}")
+    if len(skipped) > 10:
+        click.echo(f"  ... and {len(skipped) - 10} more")
 
 
 def _print_top(project: Project, n: int) -> None:
@@ -148,7 +164,9 @@ def _print_top(project: Project, n: int) -> None:
 @_PROJECT
 @_friendly_errors
 def info(project_dir):
-    """What a project holds: items, encoder and weights, detectors, labels."""
+    """What a project holds: items, encoder and weights, detectors, labels (and what to do next, if unfinished)."""
+    from oddscope.core.workflows.readiness import advice_if_not_analysed
+
     with Project.open(project_dir) as project:
         items = project.items(with_meta=False)
         enc = ENCODER.read(project) or {}
@@ -159,6 +177,9 @@ def info(project_dir):
             click.echo(f"Detector  {name:<12} {json.dumps(run['params'])} ({run['seconds'] or 0:.1f}s)")
         click.echo(f"Ranking   {RANKING.read(project)}")
         click.echo(f"Labels    {len(project.labels())}")
+        advice = advice_if_not_analysed(project.root, items["status"], analysed=bool(project.latest_runs("detector")))
+        if advice:
+            click.echo(f"Next      {advice}")
 
 
 @main.command()
@@ -179,19 +200,25 @@ def labels():
     """Import or export labels as CSV (columns path, score 0-5, tags separated by ';')."""
 
 
-@labels.command("import")
+@labels.command("import", help="Apply the labels in FILE. Bad rows are reported with their line numbers and "
+                "skipped; the good rows are applied, and the exit status is 1 if any row was rejected. "
+                + PATH_RULE + " A file of which no path names an image of the project is an error.")
 @_PROJECT
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @_friendly_errors
 def labels_import(project_dir, file):
-    """Apply the labels in FILE; bad rows are reported with their line numbers and skipped."""
     from oddscope.core.project.labels_io import import_labels
 
     with Project.open(project_dir, writable=True) as project:
         report = import_labels(project, file)
-    click.echo(f"Applied {report.applied} label(s); {report.unchanged} unchanged; {len(report.errors)} bad row(s).")
+    if report.nothing_matched:
+        raise click.ClickException(report.nothing_matched)
+    click.echo(f"Applied {report.applied} label(s); {report.unchanged} unchanged; {len(report.errors)} bad row(s); "
+               f"{report.paths}.")
     for line, message in report.errors:
         click.echo(f"  line {line}: {message}", err=True)
+    if report.errors:
+        sys.exit(1)
 
 
 @labels.command("export")
@@ -227,14 +254,18 @@ def neighbours(project_dir, path, k, metric):
             click.echo(f"{rank:>3}  {dist:.4f}  {project.resolve(items.at[nid, 'path'])}")
 
 
-@main.group(invoke_without_command=True)
+@main.group(invoke_without_command=True, help="Detection quality per detector: AUROC, average precision, "
+            "recall@10/50/100. A bad is_anomaly value is an error naming its line. " + PATH_RULE
+            + " A truth file of which no path names an image of the project is an error.")
 @click.option("--project", "-p", "project_dir", type=click.Path(file_okay=False), help="Project folder.")
-@click.option("--truth", type=click.Path(exists=True, dir_okay=False), help="CSV with path,is_anomaly[,category].")
+@click.option("--truth", type=click.Path(exists=True, dir_okay=False),
+              help="CSV with path,is_anomaly[,category]; is_anomaly is 0/1, true/false or yes/no.")
+@click.option("--threshold", type=float, default=None,
+              help="is_anomaly holds probabilities or scores: values at or above this count as anomalies.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 @_friendly_errors
-def evaluate(ctx, project_dir, truth, as_json):
-    """Detection quality per detector: AUROC, average precision, recall@10/50/100."""
+def evaluate(ctx, project_dir, truth, threshold, as_json):
     if ctx.invoked_subcommand is not None:
         return
     if not project_dir or not truth:
@@ -243,12 +274,13 @@ def evaluate(ctx, project_dir, truth, as_json):
     from oddscope.core.models.metrics import metrics_table
 
     with Project.open(project_dir) as project:
-        result = evaluate_detectors(project, truth)
+        result = evaluate_detectors(project, truth, threshold=threshold)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     click.echo(f"{result['n_items']} items, {result['n_anomalies']} anomalies"
-               + (f", {result['unknown_paths']} truth rows not in the project" if result["unknown_paths"] else ""))
+               + (f", {result['unknown_paths']} truth rows not in the project" if result["unknown_paths"] else "")
+               + f" ({result['paths']})")
     click.echo(metrics_table(result["detectors"]))
     cats = sorted({c for per in result["auroc_by_category"].values() for c in per})
     if cats:

@@ -4,6 +4,11 @@ Scanning only looks at names and file-system facts (no decoding), so it is
 fast on a million files.  Files that are plainly unusable (broken link, no
 permission, empty, a name SQLite cannot store) are reported here with a
 reason; undecodable contents are found later, while extracting features.
+
+A scan never enters a folder that holds one of ``skip_folders_with`` (a
+project's database, so a project kept inside its image folder never indexes
+its own thumbnails) or a ``CACHEDIR.TAG`` (the cache-directory standard, which
+Oddscope's thumbnail caches carry, as do many other tools' caches).
 """
 
 from __future__ import annotations
@@ -14,6 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from oddscope.core.data.images import is_image_path
+
+CACHE_TAG = "CACHEDIR.TAG"
+_CACHE_TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
+                   "# This file marks a cache folder made by Oddscope (https://bford.info/cachedir/).\n"
+                   "# Oddscope never indexes a folder holding this file; it can be deleted with its folder.\n")
 
 
 @dataclass
@@ -42,9 +52,21 @@ def _problem(path: str) -> str | None:
     return None
 
 
-def scan_folder(root) -> ScanResult:
-    """Every image file under ``root`` (recursive, sorted, symlinked files followed)."""
+def tag_cache_folder(folder) -> None:
+    """Mark ``folder`` as a cache (a ``CACHEDIR.TAG``): scans skip it, and so do backup tools."""
+    tag = Path(folder) / CACHE_TAG
+    if not tag.exists():
+        tag.write_text(_CACHE_TAG_TEXT)
+
+
+def scan_folder(root, skip_folders_with: tuple[str, ...] = ()) -> ScanResult:
+    """Every image file under ``root`` (recursive, sorted, symlinked files followed).
+
+    Folders holding a file named in ``skip_folders_with``, or a :data:`CACHE_TAG`, are not entered
+    (``root`` itself included): they hold what Oddscope made, not the user's images.
+    """
     root = Path(root)
+    markers = (*skip_folders_with, CACHE_TAG)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")
     result = ScanResult()
@@ -53,6 +75,9 @@ def scan_folder(root) -> ScanResult:
         result.skipped.append((_printable(err.filename), f"cannot list folder: {err.strerror or err}"))
 
     for folder, dirs, files in os.walk(root, onerror=unlisted):
+        if any(marker in files for marker in markers):
+            dirs.clear()
+            continue
         dirs.sort()
         for name in sorted(files):
             if not is_image_path(name):

@@ -3,7 +3,8 @@
 Imports are forgiving about the file and strict about the values: every bad
 row (unknown path, score outside 0-5, undecodable bytes, duplicate) is
 reported with its line number, the good rows are applied in one transaction,
-and nothing else in the project changes.
+and nothing else in the project changes.  Paths are found by
+:data:`~oddscope.core.project.csv_paths.PATH_RULE`, as for every CSV a user gives.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from oddscope.core.project.csv_paths import CsvPaths
 from oddscope.core.project.store import Project, check_score, clean_tags
 
 
@@ -20,6 +22,8 @@ class ImportReport:
     applied: int = 0
     unchanged: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line number, message)
+    paths: str = ""  # which base the relative paths matched against (CsvPaths.summary)
+    nothing_matched: str | None = None  # the error when no row's path names an image of the project
 
 
 def export_labels(project: Project, out) -> int:
@@ -51,6 +55,7 @@ def _decoded_lines(raw: bytes, report: ImportReport) -> list[str]:
 
 
 def import_labels(project: Project, path, who: str | None = None) -> ImportReport:
+    """Apply the labels in the CSV at ``path``; the report lists every rejected row with its line."""
     report = ImportReport()
     lines = _decoded_lines(Path(path).read_bytes(), report)
     reader = csv.DictReader(lines)  # one entry per physical line, so line numbers match the file
@@ -59,7 +64,7 @@ def import_labels(project: Project, path, who: str | None = None) -> ImportRepor
     if "path" not in fields or not ({"score", "tags"} & set(fields)):
         raise ValueError(f"{path}: a labels CSV needs a 'path' column and a 'score' and/or 'tags' column "
                          f"(found: {', '.join(fields) or 'nothing'})")
-    changes, seen = [], {}
+    changes, seen, paths = [], {}, CsvPaths(project, path)
     while True:
         try:
             row = next(reader)
@@ -72,7 +77,7 @@ def import_labels(project: Project, path, who: str | None = None) -> ImportRepor
         if not any((v or "").strip() for k, v in row.items() if k):
             continue  # blank or undecodable line (already reported)
         raw_path = (row.get("path") or "").strip()
-        item_id = project.item_id(raw_path) if raw_path else None
+        item_id = paths.item_id(raw_path) if raw_path else None
         if item_id is None:
             report.errors.append((line, f"unknown path {raw_path!r}" if raw_path else "empty path"))
             continue
@@ -94,4 +99,5 @@ def import_labels(project: Project, path, who: str | None = None) -> ImportRepor
         changes.append((item_id, score, tags))
     report.applied = project.set_labels(changes, who=who) if changes else 0
     report.unchanged = len(changes) - report.applied
+    report.paths, report.nothing_matched = paths.summary(), paths.nothing_matched()
     return report

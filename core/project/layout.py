@@ -142,3 +142,5 @@ class Setting:
 ENCODER = Setting("encoder")  # the encoder's description and feature ``key``: written by indexing
 RANKING = Setting("ranking", "knn")  # the active ranking: a detector or an active-learning method
 ANOMALY_DETECTOR = Setting("anomaly_detector")  # the detector the active-learning methods start from
+ANALYSIS = Setting("analysis")  # inputs of the last complete analysis: a re-index that changes none keeps it
+IMAGE_ROOT = Setting("image_root")  # the indexed image folder, against which CSV paths are also tried

@@ -77,7 +77,7 @@ def read_project_table(root, progress=None) -> pd.DataFrame:
 def project_table(project: Project, roles=("test",), absolute_paths: bool = True) -> pd.DataFrame:
     """The export table, sorted by the active ranking (unranked items last)."""
     items = project.items()
-    df = pd.DataFrame(index=items.index)
+    df = pd.DataFrame(index=items.index.astype(np.int64))  # (SQL gives an empty project no integer index)
     df.index.name = "item_id"
     df["path"] = project.resolve_all(items["path"]) if absolute_paths else list(items["path"])
     df["status"] = items["status"]

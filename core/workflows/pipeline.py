@@ -4,13 +4,17 @@ Each stage is a plain function taking an open :class:`Project`, so the CLI, the
 app's background worker and scripts run the same code.  Re-running is cheap:
 features are cached per encoder and only new images are encoded; the analysis
 stages (scores, map, clusters) are recomputed over everything, since a new
-image changes everyone's neighbours.
+image changes everyone's neighbours, but only when something changed: a re-index
+that found nothing new, removed or changed, with the same options, keeps them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,13 +24,23 @@ from oddscope.core.models.clustering import cluster_all
 from oddscope.core.models.registry import DEFAULT_DETECTORS, DEFAULT_ENCODER, make_detector
 from oddscope.core.models.projection import MapProjection
 from oddscope.core.progress import as_progress
+from oddscope.core.project.csv_paths import remember_image_root
 from oddscope.core.project.features import encoder_key, load_features
-from oddscope.core.project.layout import ENCODER, MAP_ARRAY, RANKING, TEST_IDS, score_array
+from oddscope.core.project.layout import (ANALYSIS, DB_NAME, ENCODER, MAP_ARRAY, RANKING, TEST_IDS,
+                                          score_array)
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.extraction import ExtractionReport, extract_features
+from oddscope.core.workflows.readiness import MIN_IMAGES
 from oddscope.core.workflows.retrieval import drop_indexes, save_index
 
 PLAIN_KNN = ("knn", "knn-l2", "knn-l1")  # the detectors that `-k` sets
+
+
+class NotEnoughImages(ValueError):
+    """Too few readable images to analyse.  :func:`index_images` attaches its ``summary`` (what it found,
+    the skipped files with their reasons, already written to ``skipped.csv``) so front ends can show why."""
+
+    summary: "IndexSummary | None" = None
 
 
 @dataclass
@@ -53,16 +67,25 @@ class IndexSummary:
     encoder: dict | None = None
     mode: str = "unsupervised"
     seconds: dict = field(default_factory=dict)
+    analysis_kept: bool = False  # nothing changed since the last analysis: scores, map and clusters kept
 
 
 def collect(source) -> ScanResult:
-    """A folder (recursive) or a CSV manifest."""
-    return read_manifest(source) if str(source).lower().endswith(".csv") else scan_folder(source)
+    """A folder (recursive; project folders inside it are not entered) or a CSV manifest."""
+    if str(source).lower().endswith(".csv"):
+        return read_manifest(source)
+    return scan_folder(source, skip_folders_with=(DB_NAME,))
 
 
 def add_source(project: Project, source, role: str = "test") -> tuple[int, list]:
-    """Register the images of ``source``; files unusable at a glance are stored as skipped."""
+    """Register the images of ``source``; files unusable at a glance are stored as skipped.
+
+    The folder of test images (a manifest's folder) becomes the project's image folder, against which
+    the paths of labels and truth files are looked up too.
+    """
     scan = collect(source)
+    if role == "test":
+        remember_image_root(project, Path(source).parent if Path(source).is_file() else source)
     n_new = project.add_items(scan.paths, role=role, metas=scan.metas)
     if scan.skipped:
         project.add_items([p for p, _ in scan.skipped], role=role)
@@ -80,7 +103,7 @@ def index_images(project: Project, images=None, reference=None, options: IndexOp
     summary = IndexSummary(n_items=0, n_new=0)
     t0 = time.perf_counter()
     if images is not None:
-        n_new, skipped = add_source(project, images, "test")
+        n_new, _ = add_source(project, images, "test")
         summary.n_new += n_new
     if reference is not None:
         n_new, _ = add_source(project, reference, "reference")
@@ -97,11 +120,37 @@ def index_images(project: Project, images=None, reference=None, options: IndexOp
                                           progress=progress, **extra)
     ENCODER.write(project, {**summary.encoder, "key": encoder_key(encoder)})
     summary.seconds["features"] = time.perf_counter() - t0
-
-    summary.mode = analyse(project, options, progress=progress, timings=summary.seconds)
     summary.n_items = project.n_items
     summary.skipped = [tuple(r) for r in write_skipped_report(project).itertuples(index=False)]
+
+    last = ANALYSIS.read(project) or {}
+    if not summary.extraction.computed and last.get("inputs") == _analysis_inputs(project, options)[0]:
+        summary.mode, summary.analysis_kept = last["mode"], True
+        return summary
+    try:
+        summary.mode = analyse(project, options, progress=progress, timings=summary.seconds)
+    except NotEnoughImages as err:
+        err.summary = summary
+        raise
     return summary
+
+
+def _analysis_inputs(project: Project, options: IndexOptions) -> tuple[str, np.ndarray, np.ndarray]:
+    """``(fingerprint, test ids, reference ids)``: the analysed items and every option the analysis depends on.
+
+    The features of an item change only with its status (a changed file goes back to pending) or the
+    encoder (part of the key), so equal fingerprints and no newly computed features mean an equal result.
+    """
+    key = ENCODER.read(project)["key"]
+    done = set(project.features_done(key).tolist())
+    test_ids = np.array([i for i in project.ids_with_status("ok", "test") if i in done], dtype=np.int64)
+    ref_ids = np.array([i for i in project.ids_with_status("ok", "reference") if i in done], dtype=np.int64)
+    params = json.dumps([key, list(options.detectors), options.k, options.make_map, options.make_clusters])
+    digest = hashlib.sha1(params.encode())
+    for ids in (test_ids, ref_ids):
+        digest.update(len(ids).to_bytes(8, "little"))
+        digest.update(ids.tobytes())
+    return digest.hexdigest(), test_ids, ref_ids
 
 
 def analyse(project: Project, options: IndexOptions | None = None, progress=None, timings=None) -> str:
@@ -110,15 +159,15 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
     progress = as_progress(progress)
     timings = {} if timings is None else timings
     key = ENCODER.read(project)["key"]
-    done = set(project.features_done(key).tolist())
-    test_ids = np.array([i for i in project.ids_with_status("ok", "test") if i in done], dtype=np.int64)
-    ref_ids = np.array([i for i in project.ids_with_status("ok", "reference") if i in done], dtype=np.int64)
-    if len(test_ids) < 2:
-        raise ValueError(f"only {len(test_ids)} readable image(s) to analyse; Oddscope needs at least 2")
+    inputs, test_ids, ref_ids = _analysis_inputs(project, options)
+    if len(test_ids) < MIN_IMAGES:
+        raise NotEnoughImages(f"only {len(test_ids)} readable image(s) to analyse; Oddscope needs at least "
+                              f"{MIN_IMAGES}")
     X = load_features(project, key, test_ids)
     mode = "reference" if len(ref_ids) else "unsupervised"
     memory = load_features(project, key, ref_ids) if len(ref_ids) else X
     n = project.n_items
+    ANALYSIS.write(project, None)  # until this analysis is complete
     project.save_array(TEST_IDS, test_ids)
     drop_indexes(project)  # built for the previous analysis
 
@@ -156,6 +205,7 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
         timings["clusters"] = time.perf_counter() - t0
         project.record_run("clusters", "clusters", {}, key, timings["clusters"])
         progress.update("clusters", 1, 1)
+    ANALYSIS.write(project, {"inputs": inputs, "mode": mode})
     return mode
 
 

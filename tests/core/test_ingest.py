@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oddscope.core.data.ingest import read_manifest, scan_folder
+from oddscope.core.data.ingest import CACHE_TAG, read_manifest, scan_folder, tag_cache_folder
 
 
 def _png(path):
@@ -50,3 +50,15 @@ def test_manifest_without_path_column(tmp_path):
     (tmp_path / "m.csv").write_text("file\nx.png\n")
     with pytest.raises(ValueError, match="'path' column"):
         read_manifest(tmp_path / "m.csv")
+
+
+def test_a_scan_never_enters_a_project_or_a_cache_folder(tmp_path):
+    _png(tmp_path / "a.png")
+    _png(tmp_path / "proj" / "thumbnails" / "0.png")  # a project kept inside its image folder
+    (tmp_path / "proj" / "oddscope.sqlite").write_bytes(b"")
+    _png(tmp_path / "cache" / "1.png")
+    tag_cache_folder(tmp_path / "cache")
+    assert (tmp_path / "cache" / CACHE_TAG).read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    assert [os.path.basename(p) for p in scan_folder(tmp_path, skip_folders_with=("oddscope.sqlite",)).paths] == [
+        "a.png"]
+    assert scan_folder(tmp_path / "cache").paths == []

@@ -79,7 +79,7 @@ def test_property_good_rows_applied_bad_rows_reported_nothing_else_changed(proje
     reshaped = any(ch in str(s) for _, s, _ in rows for ch in ',"\r\n')  # the cell changes the CSV's shape
     for number, (i, s, t) in enumerate([] if reshaped else rows, start=2):
         text = str(s).strip()
-        valid_score = text == "" or (text.lstrip("-").isdigit() and 0 <= int(text) <= 5)
+        valid_score = text == "" or (text.lstrip("-").isdecimal() and 0 <= int(text) <= 5)  # "²" is a digit, no number
         usable = i < 5 and i not in seen and valid_score and (text != "" or t != "")
         if i < 5 and valid_score and (text or t):
             seen.add(i)

@@ -76,7 +76,7 @@ def test_labels_import_export_round_trip(demo_project, tmp_path):
     labels_in = tmp_path / "in.csv"
     labels_in.write_text(f"path,score,tags\n{images[0]},5,ring\n{images[1]},0,trail;artefact\n/nope.png,3,\n")
     result = run("labels", "import", "--project", demo_project, labels_in)
-    assert result.exit_code == 0 and "Applied 2 label(s)" in result.output and "line 4" in result.output
+    assert result.exit_code == 1 and "Applied 2 label(s)" in result.output and "line 4" in result.output  # a bad row
     out = tmp_path / "out.csv"
     assert run("labels", "export", "--project", demo_project, out).exit_code == 0
     rows = {r["path"]: r for r in csv.DictReader(open(out))}
