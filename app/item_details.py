@@ -11,7 +11,6 @@ from oddscope.core.project.layout import detector_of
 from oddscope.core.project.table import is_metadata
 
 
-
 def viewer_fields(row: pd.Series, ranking: str) -> list[tuple[str, str]]:
     """(name, value) rows for the image viewer: rank and scores first, then metadata, the path last."""
     fields = [("Rank", f"#{int(row['rank'])}" if row["rank"] else "unranked"),

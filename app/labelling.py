@@ -16,15 +16,14 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Signal
 
-from oddscope.core.models.registry import RANKERS
-from oddscope.core.workflows.active_session import ActiveSession
-
 from oddscope.app import dialogs, jobs
 from oddscope.app.learning import ActiveLearner
 from oddscope.app.model import ProjectModel
 from oddscope.app.neighbours import NeighboursPanel
 from oddscope.app.ranking import RankingView
 from oddscope.app.session import ProjectSession
+from oddscope.core.models.registry import RANKERS
+from oddscope.core.workflows.active_session import ActiveSession
 
 # How often an active-learning ranking refits on the labels: the user's choice (Label > Re-rank), 0 = on request
 RELEARN_CHOICES = ((1, "After every label"), (5, "After every 5 labels"), (10, "After every 10 labels"),

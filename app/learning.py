@@ -18,11 +18,10 @@ import time
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from oddscope.app.worker import Lane, Task
 from oddscope.core.progress import Cancelled
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.active_session import ActiveSession
-
-from oddscope.app.worker import Lane, Task
 
 
 class ActiveLearner(QObject):

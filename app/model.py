@@ -14,11 +14,16 @@ import pandas as pd
 from PySide6.QtCore import QObject, Signal
 
 from oddscope.core.models.registry import RANKERS
-from oddscope.core.project.layout import (CLUSTER_ARRAYS, CLUSTER_PREFIX, ENCODER, RANKING, relevance_array,
-                                          score_array)
+from oddscope.core.project.layout import CLUSTER_ARRAYS, CLUSTER_PREFIX, ENCODER, RANKING, relevance_array, score_array
 from oddscope.core.project.store import Project, ProjectError, ProjectLocked
-from oddscope.core.project.table import (detector_names, is_metadata, rank_of, ranking_name, ranking_scores,
-                                         read_project_table)
+from oddscope.core.project.table import (
+    detector_names,
+    is_metadata,
+    rank_of,
+    ranking_name,
+    ranking_scores,
+    read_project_table,
+)
 
 MAX_CATEGORIES = 60  # a text metadata column with more distinct values is not offered as a colouring
 

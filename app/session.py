@@ -16,13 +16,12 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtCore import Signal
 
-from oddscope.core.project.layout import SKIPPED_REPORT, ProjectLayout
-from oddscope.core.project.store import Project, ProjectError, ProjectLocked
-from oddscope.core.project.table import read_project_table
-
 from oddscope.app import dialogs, jobs
 from oddscope.app.model import ProjectModel
 from oddscope.app.worker import TaskManager
+from oddscope.core.project.layout import SKIPPED_REPORT, ProjectLayout
+from oddscope.core.project.store import Project, ProjectError, ProjectLocked
+from oddscope.core.project.table import read_project_table
 
 MAX_RECENT = 8
 # Larger tables are read in a child process: building them holds the GIL in long C calls (SQLite rows,

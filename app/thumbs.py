@@ -25,10 +25,9 @@ from PIL import Image
 from PySide6.QtCore import QCoreApplication, QObject, QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 
+from oddscope.app.worker import Lane, Task
 from oddscope.core.data.images import load_array, to_rgb8
 from oddscope.core.data.ingest import tag_cache_folder
-
-from oddscope.app.worker import Lane, Task
 
 
 class ThumbnailCache(QObject):

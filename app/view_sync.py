@@ -17,9 +17,6 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Qt
 
-from oddscope.core.progress import Progress
-from oddscope.core.project.store import Project
-
 from oddscope.app import dialogs, jobs
 from oddscope.app.item_details import label_html, map_caption, viewer_fields
 from oddscope.app.mapview import MapView
@@ -30,6 +27,8 @@ from oddscope.app.ranking import RankingView
 from oddscope.app.thumbs import ThumbnailCache
 from oddscope.app.viewer import ImageViewer
 from oddscope.app.worker import Lane
+from oddscope.core.progress import Progress
+from oddscope.core.project.store import Project
 
 THUMB_SIZE = 112
 TOOLTIP_SIDE = 160  # map hover card: small thumbnails are scaled up to be readable

@@ -18,9 +18,8 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Qt, Signal
 
-from oddscope.core.data.images import STRETCHES, load_array, to_rgb8
-
 from oddscope.app.worker import Task
+from oddscope.core.data.images import STRETCHES, load_array, to_rgb8
 
 AUTO = "auto"
 RAW_CACHE_BYTES = 512 * 2**20  # raw arrays kept for re-stretching

@@ -29,7 +29,6 @@ from oddscope.app.viewer import ImageViewer
 from oddscope.app.worker import TaskBar, TaskManager
 
 
-
 class MainWindow(QtWidgets.QMainWindow):
     """``restore_layout=False`` starts from the default size and layout (scripted screenshots)."""
 

@@ -28,9 +28,8 @@ import traceback
 from PySide6 import QtWidgets
 from PySide6.QtCore import QElapsedTimer, QObject, QRunnable, QThread, QThreadPool, QTimer, Signal
 
-from oddscope.core.progress import Cancelled, Progress
-
 from oddscope.app.child_process import ChildError, run_in_child
+from oddscope.core.progress import Cancelled, Progress
 
 RELEASE_AFTER_MS = 5_000
 _LIVE: set = set()  # started tasks, until RELEASE_AFTER_MS after they ended (see Task._release_later)

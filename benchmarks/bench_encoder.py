@@ -72,8 +72,8 @@ def _variants(spec: str, batch_size: int) -> dict[str, Encoder]:
 def time_pipeline(spec: str, n_images: int, batch_size: int) -> tuple[float, float]:
     """(images/s after the first batch, seconds of the first batch) of a real extraction run."""
     from oddscope.core.data.demo import make_demo
-    from oddscope.core.workflows.extraction import extract_features
     from oddscope.core.project.store import Project
+    from oddscope.core.workflows.extraction import extract_features
 
     with tempfile.TemporaryDirectory() as tmp:
         demo = make_demo(Path(tmp) / "demo", n_images=n_images, seed=3)

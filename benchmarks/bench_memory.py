@@ -35,10 +35,11 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from hostile import FakeEncoder  # noqa: E402
-from oddscope.core.workflows.extraction import extract_features  # noqa: E402
-from oddscope.core.workflows.pipeline import add_source  # noqa: E402
+
 from oddscope.core.project.layout import ProjectLayout  # noqa: E402
 from oddscope.core.project.store import Project  # noqa: E402
+from oddscope.core.workflows.extraction import extract_features  # noqa: E402
+from oddscope.core.workflows.pipeline import add_source  # noqa: E402
 
 
 def write_images(folder: Path, n: int, per_folder: int = 1000) -> None:

@@ -17,8 +17,8 @@ import click
 
 from oddscope.core.models.registry import DEFAULT_ENCODER, DETECTORS, ENCODERS, METRICS, RANKERS, EncoderError
 from oddscope.core.progress import Cancelled
-from oddscope.core.project.layout import ENCODER, RANKING
 from oddscope.core.project.csv_paths import PATH_RULE
+from oddscope.core.project.layout import ENCODER, RANKING
 from oddscope.core.project.store import Project, ProjectError
 
 _PROJECT = click.option("--project", "-p", "project_dir", required=True, type=click.Path(file_okay=False),
@@ -270,8 +270,8 @@ def evaluate(ctx, project_dir, truth, threshold, as_json):
         return
     if not project_dir or not truth:
         raise click.UsageError("evaluate needs --project and --truth")
-    from oddscope.core.workflows.evaluate import evaluate_detectors
     from oddscope.core.models.metrics import metrics_table
+    from oddscope.core.workflows.evaluate import evaluate_detectors
 
     with Project.open(project_dir) as project:
         result = evaluate_detectors(project, truth, threshold=threshold)
@@ -342,8 +342,8 @@ def evaluate_active(project_dir, truth, batch, rounds, seeds, methods, base, thr
 @click.option("--base", default=None, help="Anomaly detector used as the prior of an active-learning method.")
 @_friendly_errors
 def rank(project_dir, name, base):
-    from oddscope.core.workflows.active_session import apply_active_ranking
     from oddscope.core.project.table import detector_names
+    from oddscope.core.workflows.active_session import apply_active_ranking
 
     with Project.open(project_dir, writable=True) as project:
         known = detector_names(project)

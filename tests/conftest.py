@@ -16,8 +16,8 @@ def demo_dir(tmp_path_factory):
     Built once per session; tests that write must use ``demo_project`` (a private copy).
     """
     from oddscope.core.data.demo import make_demo
-    from oddscope.core.workflows.pipeline import index_images
     from oddscope.core.project.store import Project
+    from oddscope.core.workflows.pipeline import index_images
 
     root = tmp_path_factory.mktemp("demo")
     make_demo(root, n_images=DEMO_IMAGES, seed=1)

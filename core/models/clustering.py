@@ -25,8 +25,8 @@ from sklearn.metrics import pairwise_distances_argmin, silhouette_score
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
-from oddscope.core.progress import as_progress
 from oddscope.core.models.reduction import FeatureReducer
+from oddscope.core.progress import as_progress
 
 CLUSTERERS = ("kmeans", "gmm", "ward")
 MINIBATCH_ABOVE = 50_000

@@ -21,7 +21,6 @@ import numpy as np
 
 from oddscope.core.project.store import Project
 
-
 _LOAD_BYTES = 8 << 20  # feature rows read per block by load_features
 
 

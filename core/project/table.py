@@ -17,8 +17,17 @@ import numpy as np
 import pandas as pd
 
 from oddscope.core.progress import as_progress
-from oddscope.core.project.layout import (CLUSTER_ARRAYS, CLUSTER_PREFIX, MAP_ARRAY, RANKING, SCORE_PREFIX,
-                                          detector_of, rank_array, relevance_array, score_array)
+from oddscope.core.project.layout import (
+    CLUSTER_ARRAYS,
+    CLUSTER_PREFIX,
+    MAP_ARRAY,
+    RANKING,
+    SCORE_PREFIX,
+    detector_of,
+    rank_array,
+    relevance_array,
+    score_array,
+)
 from oddscope.core.project.store import ITEM_COLUMNS, Project
 
 # The columns project_table computes besides one per detector (score_<name>) and per clusterer.

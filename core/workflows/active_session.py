@@ -17,8 +17,15 @@ import pandas as pd
 from oddscope.core.models.registry import RANKERS, make_ranker
 from oddscope.core.progress import as_progress
 from oddscope.core.project.features import load_features
-from oddscope.core.project.layout import (ANOMALY_DETECTOR, ENCODER, RANKING, TEST_IDS, rank_array,
-                                          relevance_array, score_array)
+from oddscope.core.project.layout import (
+    ANOMALY_DETECTOR,
+    ENCODER,
+    RANKING,
+    TEST_IDS,
+    rank_array,
+    relevance_array,
+    score_array,
+)
 from oddscope.core.project.store import Project
 
 

@@ -21,13 +21,12 @@ import pandas as pd
 
 from oddscope.core.data.ingest import ScanResult, read_manifest, scan_folder
 from oddscope.core.models.clustering import cluster_all
-from oddscope.core.models.registry import DEFAULT_DETECTORS, DEFAULT_ENCODER, make_detector
 from oddscope.core.models.projection import MapProjection
+from oddscope.core.models.registry import DEFAULT_DETECTORS, DEFAULT_ENCODER, make_detector
 from oddscope.core.progress import as_progress
 from oddscope.core.project.csv_paths import remember_image_root
 from oddscope.core.project.features import encoder_key, load_features
-from oddscope.core.project.layout import (ANALYSIS, DB_NAME, ENCODER, MAP_ARRAY, RANKING, TEST_IDS,
-                                          score_array)
+from oddscope.core.project.layout import ANALYSIS, DB_NAME, ENCODER, MAP_ARRAY, RANKING, TEST_IDS, score_array
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.extraction import ExtractionReport, extract_features
 from oddscope.core.workflows.readiness import MIN_IMAGES

@@ -4,10 +4,9 @@ import gc
 import pytest
 from PySide6 import QtCore
 from PySide6.QtCore import QSettings
+from windows import open_window
 
 from oddscope.app import dialogs
-
-from windows import open_window
 
 
 @pytest.fixture(autouse=True)

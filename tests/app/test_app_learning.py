@@ -3,10 +3,9 @@
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from scipy.stats import kendalltau
+from windows import open_window
 
 from oddscope.core.project.store import Project
-
-from windows import open_window
 
 
 def test_labels_re_rank_in_the_background_and_keep_the_place(qtbot, demo_project):

@@ -10,12 +10,11 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtTest import QTest
+from windows import open_window
 
 from oddscope.app import dialogs
 from oddscope.app.window import MainWindow
 from oddscope.core.project.store import Project
-
-from windows import open_window
 
 
 def _stored_label(root, item_id):

@@ -158,8 +158,8 @@ def test_neighbours_index_build_reports_progress_and_can_be_cancelled(tmp_path, 
     """The app abandons a first-time index build (minutes at 10^6 items) when the window closes."""
     from oddscope.core.models import knn
     from oddscope.core.project.features import FeatureStore
-    from oddscope.core.workflows.retrieval import Neighbours
     from oddscope.core.project.store import Project
+    from oddscope.core.workflows.retrieval import Neighbours
 
     monkeypatch.setattr(knn, "_BUILD_CHUNK", 50)
     n = 300
@@ -189,8 +189,8 @@ def test_neighbours_index_build_reports_progress_and_can_be_cancelled(tmp_path, 
 
 def test_indexing_keeps_the_neighbour_index_its_knn_detector_built(demo_dir):
     """The first similarity search after `oddscope index` loads the index instead of building it."""
-    from oddscope.core.workflows.retrieval import Neighbours
     from oddscope.core.project.store import Project
+    from oddscope.core.workflows.retrieval import Neighbours
 
     saved = sorted(p.name for p in (demo_dir / "project" / "index").glob("*.bin"))
     assert any("-cosine-" in name for name in saved) and any("-l2-" in name for name in saved)

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hostile import FakeEncoder
 from PIL import Image
 from scipy.stats import kendalltau
 
-from hostile import FakeEncoder
 from oddscope.app.cli import main
 from oddscope.core import cli as core_cli
 from oddscope.core.models import encoders

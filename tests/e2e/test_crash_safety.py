@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile import FakeEncoder
 from PIL import Image
 
-from hostile import FakeEncoder
 from oddscope.core.project.features import encoder_key, load_features
-from oddscope.core.workflows.extraction import extract_features
-from oddscope.core.workflows.pipeline import add_source
 from oddscope.core.project.layout import DB_NAME
 from oddscope.core.project.store import Project
+from oddscope.core.workflows.extraction import extract_features
+from oddscope.core.workflows.pipeline import add_source
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 TESTS = str(Path(__file__).parents[1])  # where hostile.py lives

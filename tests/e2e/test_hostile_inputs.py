@@ -7,15 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hostile import LONG_NAME, UNREADABLE, FakeEncoder, display_name, make_hostile_folder
 from PIL import Image
 
-from hostile import LONG_NAME, UNREADABLE, FakeEncoder, display_name, make_hostile_folder
-from oddscope.core.models import encoders
 from oddscope.app.cli import main
-from oddscope.core.project.features import load_features
 from oddscope.core.data.images import ImageReadError, load_array
-from oddscope.core.workflows.pipeline import IndexOptions, index_images
+from oddscope.core.models import encoders
+from oddscope.core.project.features import load_features
 from oddscope.core.project.store import Project
+from oddscope.core.workflows.pipeline import IndexOptions, index_images
 
 QUICK = ["--no-map", "--no-clusters", "--detectors", "knn", "-q"]
 

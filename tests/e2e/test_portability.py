@@ -7,14 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hostile import FakeEncoder
 from PIL import Image
 
-from hostile import FakeEncoder
-from oddscope.core.models import encoders
 from oddscope.app.cli import main
+from oddscope.core.models import encoders
 from oddscope.core.project.features import load_features
-from oddscope.core.workflows.pipeline import IndexOptions, index_images
 from oddscope.core.project.store import Project
+from oddscope.core.workflows.pipeline import IndexOptions, index_images
 
 N = 12
 QUICK = ["--no-map", "--no-clusters", "--detectors", "knn", "-q", "--workers", "0"]
