@@ -1,4 +1,4 @@
-"""The project: one folder holding everything Oddscope knows about a collection.
+"""The project store: the database of one project folder, and the :class:`Project` handle scripts open.
 
 What lives where in the folder, and what arrays and settings are called, is
 :mod:`oddscope.core.project.layout` (``project.layout``).  This module owns the
