@@ -1,10 +1,34 @@
-"""The map's geometry and density arithmetic, Qt-free: lasso hit tests and the density image's alpha."""
+"""The map's geometry and density arithmetic, Qt-free: box and lasso hit tests, density bins and their alpha."""
 
 from __future__ import annotations
 
 import numpy as np
 
 MIN_ALPHA = 160  # alpha of a bin holding one point; the densest bin is opaque
+
+
+def in_box(x: np.ndarray, y: np.ndarray, x0, x1, y0, y1) -> np.ndarray:
+    """Boolean mask of the points ``(x, y)`` inside the data box ``[x0, x1] x [y0, y1]`` (edges included)."""
+    return (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+
+
+def bin_index(x: np.ndarray, y: np.ndarray, view, shape, in_view, n_visible):
+    """Flat bin index (row-major, row 0 at the bottom) of each point in ``view`` binned to ``shape``
+    ((w, h) bins), and which points those are (None: all).  Points are subset only when some lie
+    outside (``in_view`` holds which are in, ``n_visible`` how many): the copy costs more than it
+    saves when the whole map is visible."""
+    subset = None if n_visible == x.size else np.flatnonzero(in_view)
+    if subset is not None:
+        x, y = x[subset], y[subset]
+    x0, x1, y0, y1 = view
+    w, h = shape
+    ix = ((x - np.float32(x0)) * np.float32(w / (x1 - x0))).astype(np.int32)
+    iy = ((y - np.float32(y0)) * np.float32(h / (y1 - y0))).astype(np.int32)
+    np.minimum(ix, w - 1, out=ix)
+    np.minimum(iy, h - 1, out=iy)
+    iy *= w
+    iy += ix
+    return iy, subset
 
 
 def points_in_polygon(x: np.ndarray, y: np.ndarray, polygon: np.ndarray) -> np.ndarray:

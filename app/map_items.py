@@ -1,8 +1,10 @@
-"""What the map draws with (pyqtgraph): its colour maps, category colours and :class:`PointsItem` markers."""
+"""What the map draws with (pyqtgraph): its colour maps, category colours and legend, and :class:`PointsItem`
+markers."""
 
 from __future__ import annotations
 
 import functools
+import html
 
 import numpy as np
 import pyqtgraph as pg
@@ -11,6 +13,7 @@ from PySide6 import QtGui
 from PySide6.QtCore import QPointF, QRectF, Qt
 
 PLAIN_COLOR = (110, 170, 255, 255)  # points coloured by nothing
+LEGEND_MAX_ROWS = 25
 
 # Perceptual colour maps start near black, which vanishes on the dark background: the lowest part is
 # dropped (the colour bar shows the same truncated map, so nothing is misread).
@@ -41,6 +44,26 @@ def category_color(i: int, n: int) -> tuple:
     else:
         color = pg.intColor(i, hues=n, values=1, maxValue=255, minValue=150, sat=200)
     return color.red(), color.green(), color.blue(), 255
+
+
+def fill_legend(legend: pg.LegendItem, label: str, names: list[str], palette: np.ndarray) -> None:
+    """Fill ``legend``: the title ``label``, then a dot of ``palette[i]`` and ``names[i]`` per category (past
+    LEGEND_MAX_ROWS a last "... and N more" row); shows it."""
+    legend.clear()
+    legend.addItem(pg.ScatterPlotItem(pen=None, brush=None), f"<b>{html.escape(label)}</b>")
+    for i, name in enumerate(names[:LEGEND_MAX_ROWS]):
+        sample = pg.ScatterPlotItem(symbol="o", size=9, pen=None, brush=pg.mkBrush(*map(int, palette[i])))
+        legend.addItem(sample, html.escape(name))
+    if len(names) > LEGEND_MAX_ROWS:
+        legend.addItem(pg.ScatterPlotItem(pen=None, brush=None), f"... and {len(names) - LEGEND_MAX_ROWS} more")
+    legend.show()
+
+
+def legend_rows(legend: pg.LegendItem) -> list[str]:
+    """The rows :func:`fill_legend` wrote below the title, as plain text; empty while the legend is hidden."""
+    if not legend.isVisible():
+        return []
+    return [html.unescape(label.text) for _, label in legend.items[1:]]
 
 
 class PointsItem(pg.GraphicsObject):

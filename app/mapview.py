@@ -1,76 +1,38 @@
-"""Scalable scatter map of an embedding (UMAP) of up to ~1,000,000 images.
+"""Scalable scatter map of an embedding (UMAP) of up to ~1,000,000 images: the :class:`MapView` widget.
 
-Why not one ``pg.ScatterPlotItem``: at 1M points its ``setData`` takes ~2.3 s and a repaint ~255 ms
-on this machine, and even at 20k points ``setData`` costs 70-250 ms of per-point Python work.  So the
-map draws by level of detail, re-rendered for the visible range:
+It owns the toolbar, the points and their colouring (colour bar, legend), the coordinate transforms,
+picking, the selection and the mouse; :class:`~oddscope.app.map_layers.MapLayers` draws the points by level
+of detail (density image or scatter) and the selection, re-rendered for the visible range (debounced by a
+``QTimer`` while the view moves).  Rings mark the hovered and the current point.
 
-* many points in view: one ``pg.ImageItem`` binned to ``BIN_PX`` screen pixels with ``np.bincount``
-  (colour = mean value per bin through the colour map, or mean category colour; alpha = log count).
-  Binning 1M points takes ~30-60 ms, inside the GUI budget, so it runs on the GUI thread, debounced
-  by a ``QTimer`` while the view moves (the old image pans/zooms with the view meanwhile);
-* few points in view: :class:`~oddscope.app.map_items.PointsItem`, a minimal fixed-pixel-size scatter (one pre-rendered
-  sprite per colour, one ``drawPixmapFragments`` call), loaded with a margin around the view so that
-  panning rarely reloads it.
-
-Selected points are drawn on top as markers (up to ``SELECTION_MARKER_CAP``, beyond that as a binned
-image layer), plus rings for the hovered and the current point.
-
-Picking (hover, click) queries a ``scipy.spatial.cKDTree`` that :meth:`MapView.set_points` builds as
-a task in its latest-wins ``map`` lane (scipy releases the GIL while building, 0.4-0.9 s at 1M), so it never blocks the
-GUI; until the tree is ready, picking scans all points with NumPy (~2-5 ms at 1M).  No Qt object is
-touched off the GUI thread.
+Picking (hover, click) queries a ``scipy.spatial.cKDTree`` that :meth:`MapView.set_points` builds as a task in its
+latest-wins ``map`` lane (scipy releases the GIL while building, 0.4-0.9 s at 1M), so it never blocks the GUI; until
+the tree is ready, picking scans all points with NumPy (~2-5 ms at 1M).  No Qt object is touched off the GUI thread.
 """
 
 from __future__ import annotations
 
-import html
 import time
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, Qt, Signal
 from scipy.spatial import cKDTree
 
-from oddscope.app.map_geometry import density_alpha, points_in_polygon
-from oddscope.app.map_items import PLAIN_COLOR, PointsItem, category_color, named_colormap, trimmed_colormap
+from oddscope.app.map_geometry import in_box, points_in_polygon
+from oddscope.app.map_gestures import MapViewBox, SelectionDrag
+from oddscope.app.map_items import PointsItem, fill_legend, legend_rows, named_colormap, trimmed_colormap
+from oddscope.app.map_layers import SCATTER_THRESHOLD, MapLayers
 from oddscope.app.worker import Lane
 
 PICK_RADIUS_PX = 6
-SCATTER_THRESHOLD = 20_000  # at most this many points in view: draw markers, else the density image
-SELECTION_MARKER_CAP = 50_000  # larger selections are drawn as an image layer
-BIN_PX = 2  # density bins are BIN_PX x BIN_PX screen pixels: each point shows as a visible dot
 DEBOUNCE_MS = 40  # re-render this long after the view stopped changing...
 MAX_DEFER_S = 0.15  # ...but at least this often while it keeps changing
 
 BACKGROUND = (30, 32, 38)
-NAN_COLOR = (128, 128, 128, 255)
-HIGHLIGHT = (255, 255, 255, 255)  # selection: white stands out from every map and category colour
 HOVER_COLOR = (0, 220, 255, 255)
 CURRENT_COLOR = (255, 200, 0, 255)
-LEGEND_MAX_ROWS = 25
-
-
-
-
-class _MapViewBox(pg.ViewBox):
-    """ViewBox that hands left clicks and selection drags to its MapView; the rest pans/zooms."""
-
-    def __init__(self, owner: "MapView"):
-        super().__init__(lockAspect=True, enableMenu=False)
-        self._owner = owner
-
-    def mouseClickEvent(self, ev):
-        if ev.button() == Qt.LeftButton:
-            ev.accept()
-            self._owner._on_click(self.mapToView(ev.pos()), ev.modifiers())
-        else:
-            super().mouseClickEvent(ev)
-
-    def mouseDragEvent(self, ev, axis=None):
-        if ev.button() == Qt.LeftButton and self._owner._on_drag(ev):
-            return
-        super().mouseDragEvent(ev, axis)
 
 
 class MapView(QtWidgets.QWidget):
@@ -90,60 +52,39 @@ class MapView(QtWidgets.QWidget):
     def __init__(self, parent=None, *, scatter_threshold: int = SCATTER_THRESHOLD,
                  pick_radius_px: float = PICK_RADIUS_PX):
         super().__init__(parent)
-        self._scatter_threshold = int(scatter_threshold)
         self._pick_radius_px = float(pick_radius_px)
         self._x = self._y = np.empty(0, np.float32)
         self._bounds = (0.0, 0.0, 0.0, 0.0)  # x0, x1, y0, y1 of the points
         self._tree = None
         self._tree_token = None
         self._tree_lane = Lane("map", parent=self)  # latest wins: a build for points no longer shown is dropped
-        self._values01 = None  # continuous colours: values scaled to [0, 1], NaN -> 0, float64
-        self._nan = None  # bool mask of NaN values, None when there are none
-        self._point_rgb = None  # categorical colours: (3, N) float64 rows, as bincount weighs
-        self._keys = np.empty(0, np.uint16)  # per point, its row in the palette (marker colours)
-        self._palette32 = None  # palette rows as uint32 RGBA, for one-gather colouring of bins
         self._selected = np.empty(0, np.int64)
         self._current = None
         self._hover = -1
         self._tooltip_provider = None
         self._mode = "pan"
-        self._drag = None  # (shape, additive, view points, last local pos) during a selection drag
-        self._data_version = 0  # bumped when points or colours change
-        self._selection_version = 0
-        self._points_key = None  # what the points layer was last rendered for
-        self._selection_key = None
-        self._scatter_region = None  # (x0, x1, y0, y1, data version) loaded into scatter_item
         self._defer_start = 0.0
 
         self.plot_widget = pg.GraphicsLayoutWidget()
         self.plot_widget.setBackground(BACKGROUND)
         self.plot_widget.ci.setContentsMargins(2, 10, 2, 10)  # room for the colour bar's end labels
-        self._vb = _MapViewBox(self)
+        self._vb = MapViewBox(self._on_click, self._on_drag)
         self.plot_widget.addItem(self._vb, row=0, col=0)
 
-        self.density_item = pg.ImageItem()
-        self.scatter_item = PointsItem(5)
-        self.selection_image = pg.ImageItem()
-        self.selection_markers = PointsItem(7, outline=(0, 0, 0, 200))
-        self.selection_markers.set_colors([HIGHLIGHT])
+        self._layers = MapLayers(self._vb, scatter_threshold)
+        self.density_item = self._layers.density_item
+        self.scatter_item = self._layers.scatter_item
+        self.selection_image = self._layers.selection_image
+        self.selection_markers = self._layers.selection_markers
         self.hover_marker = PointsItem(14, ring=True)
         self.hover_marker.set_colors([HOVER_COLOR])
         self.current_marker = PointsItem(20, ring=True)
         self.current_marker.set_colors([CURRENT_COLOR])
-        for z, item in enumerate([self.density_item, self.scatter_item, self.selection_image,
-                                  self.selection_markers, self.hover_marker, self.current_marker]):
+        for z, item in enumerate([self.hover_marker, self.current_marker], start=4):  # above the layers
             item.setZValue(z)
             item.hide()
             self._vb.addItem(item, ignoreBounds=True)
-        overlay_pen = pg.mkPen((255, 255, 255, 220), width=1.5, style=Qt.DashLine)
-        self._rect_overlay = QtWidgets.QGraphicsRectItem()
-        self._lasso_overlay = QtWidgets.QGraphicsPathItem()
-        for item in (self._rect_overlay, self._lasso_overlay):
-            item.setPen(overlay_pen)
-            item.setBrush(pg.mkBrush(255, 255, 255, 30))
-            item.setZValue(100)
-            item.hide()
-            self._vb.addItem(item, ignoreBounds=True)
+        self._drag = SelectionDrag(self._vb, self.select_rect, self.select_polygon)
 
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap="viridis", width=14,
                                         interactive=False, colorMapMenu=False)
@@ -232,16 +173,12 @@ class MapView(QtWidgets.QWidget):
         if len(xy):
             self._tree_lane.run("map", "Map picking index", self._build_tree, xy, token)
         self._selected = np.empty(0, np.int64)
-        self._selection_version += 1
         self._current = None
         self.current_marker.hide()
         self._set_hover(-1)
-        self._values01 = self._nan = self._point_rgb = None
-        self._keys = np.zeros(self._x.size, np.uint16)
-        self._set_palette([PLAIN_COLOR])
+        self._layers.set_points(self._x, self._y, self._bounds)
         self.legend.hide()
         self._hide_colorbar()
-        self._data_version += 1
         self.auto_range()  # renders
 
     def _build_tree(self, xy: np.ndarray, token: object, progress=None) -> None:
@@ -268,31 +205,15 @@ class MapView(QtWidgets.QWidget):
         values = np.asarray(values, np.float64)
         if values.shape != self._x.shape:
             raise ValueError(f"values must have shape ({self._x.size},), got {values.shape}")
-        nan = ~np.isfinite(values)  # NaN (and inf): no value, drawn grey
-        finite = values[~nan]
-        if vmin is None:
-            vmin = float(finite.min()) if finite.size else 0.0
-        if vmax is None:
-            vmax = float(finite.max()) if finite.size else 1.0
-        lo = float(vmin)
-        hi = float(vmax) if vmax > vmin else lo + 1.0
         lut, colormap = named_colormap(cmap) if isinstance(cmap, str) else trimmed_colormap(cmap)
-        scaled = np.clip((values - lo) / (hi - lo), 0.0, 1.0)  # float64: what bincount weighs in
-        scaled[nan] = 0.0
-        self._values01 = scaled
-        self._nan = nan if nan.any() else None
-        self._point_rgb = None
-        keys = (scaled * 255 + 0.5).astype(np.uint16)
-        keys[nan] = 256
-        self._keys = keys
-        self._set_palette(np.vstack([lut, NAN_COLOR]))
+        lo, hi = self._layers.color_by_values(values, vmin, vmax, lut)
         self.legend.hide()
         self.colorbar.setColorMap(colormap)
         self.colorbar.setLevels((lo, hi))
         self.colorbar.getAxis("left").setLabel(label, color="#dddddd")
         if self.colorbar.scene() is None:
             self.plot_widget.addItem(self.colorbar, row=0, col=1)
-        self._data_changed()
+        self.refresh()
 
     def set_categories(self, codes, names, label: str = "tag") -> None:
         """Colour by category ``codes`` (-1 = none, grey) with a legend of ``names``."""
@@ -302,48 +223,19 @@ class MapView(QtWidgets.QWidget):
             raise ValueError(f"codes must be integers of shape ({self._x.size},)")
         if codes.size and (codes.max() >= len(names) or codes.min() < -1):
             raise ValueError(f"codes must lie in [-1, {len(names) - 1}] for {len(names)} names")
-        palette = np.array([category_color(i, len(names)) for i in range(len(names))]
-                           + [NAN_COLOR], np.uint8).reshape(-1, 4)
-        keys = np.where(codes < 0, len(names), codes).astype(np.uint16)
-        self._keys = keys
-        self._point_rgb = np.ascontiguousarray(palette[keys, :3].T, np.float64)
-        self._values01 = self._nan = None
-        self._set_palette(palette)
+        palette = self._layers.color_by_categories(codes, len(names))
         self._hide_colorbar()
-        self._fill_legend(label, names, palette)
-        self._data_changed()
-
-    def _fill_legend(self, label: str, names: list[str], palette: np.ndarray) -> None:
-        self.legend.clear()
-        self.legend.addItem(pg.ScatterPlotItem(pen=None, brush=None), f"<b>{html.escape(label)}</b>")
-        for i, name in enumerate(names[:LEGEND_MAX_ROWS]):
-            sample = pg.ScatterPlotItem(symbol="o", size=9, pen=None,
-                                        brush=pg.mkBrush(*map(int, palette[i])))
-            self.legend.addItem(sample, html.escape(name))
-        if len(names) > LEGEND_MAX_ROWS:
-            self.legend.addItem(pg.ScatterPlotItem(pen=None, brush=None),
-                                f"... and {len(names) - LEGEND_MAX_ROWS} more")
-        self.legend.show()
+        fill_legend(self.legend, label, names, palette)
+        self.refresh()
 
     def legend_names(self) -> list[str]:
         """Legend rows below its title: the category names (past LEGEND_MAX_ROWS a last
         "... and N more"); empty when colouring by a continuous value."""
-        if not self.legend.isVisible():
-            return []
-        return [html.unescape(label.text) for _, label in self.legend.items[1:]]
-
-    def _set_palette(self, palette) -> None:
-        palette = np.ascontiguousarray(palette, np.uint8).reshape(-1, 4)
-        self._palette32 = palette.view(np.uint32).ravel()
-        self.scatter_item.set_colors(palette)
+        return legend_rows(self.legend)
 
     def _hide_colorbar(self) -> None:
         if self.colorbar.scene() is not None:
             self.plot_widget.ci.removeItem(self.colorbar)
-
-    def _data_changed(self) -> None:
-        self._data_version += 1
-        self.refresh()
 
     # ---------------------------------------------------------------------------------- the view
     def view_range(self) -> tuple[float, float, float, float]:
@@ -417,138 +309,11 @@ class MapView(QtWidgets.QWidget):
         elif now - self._defer_start < MAX_DEFER_S:
             self._refresh_timer.start()
 
-    def _bin_shape(self) -> tuple[int, int]:
-        return (max(1, int(np.ceil(self._vb.width() / BIN_PX))),
-                max(1, int(np.ceil(self._vb.height() / BIN_PX))))
-
-    def _in_range(self, x0, x1, y0, y1, x=None, y=None) -> np.ndarray:
-        x = self._x if x is None else x
-        y = self._y if y is None else y
-        return (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
-
     def refresh(self) -> None:
         """Render the layers for the current view now, if anything changed (the debounce timer
         calls this; tests and benchmarks call it to skip the wait)."""
         self._refresh_timer.stop()
-        view = self.view_range()
-        shape = self._bin_shape()
-        points_key = (view, shape, self._data_version)
-        if points_key != self._points_key:
-            self._points_key = points_key
-            self._render_points(view, shape)
-        selection_key = (view, shape, self._data_version, self._selection_version)
-        if selection_key != self._selection_key:
-            self._selection_key = selection_key
-            self._render_selection(view, shape)
-
-    def _render_points(self, view, shape) -> None:
-        x0, x1, y0, y1 = view
-        bx0, bx1, by0, by1 = self._bounds
-        if x0 <= bx0 and bx1 <= x1 and y0 <= by0 and by1 <= y1:  # all in view: skip the mask
-            in_view, n_visible = None, self._x.size
-        else:
-            in_view = self._in_range(*view)
-            n_visible = int(np.count_nonzero(in_view))
-        dense = n_visible > self._scatter_threshold
-        if dense:
-            self._render_density(view, shape, in_view, n_visible)
-        else:
-            self._load_scatter(view)
-        self.density_item.setVisible(dense)
-        self.scatter_item.setVisible(not dense)
-
-    def _load_scatter(self, view) -> None:
-        """Load the points of the view plus half a view on each side, unless those already are."""
-        x0, x1, y0, y1 = view
-        loaded = self._scatter_region
-        if (loaded is not None and loaded[4] == self._data_version and loaded[0] <= x0
-                and x1 <= loaded[1] and loaded[2] <= y0 and y1 <= loaded[3]):
-            return
-        half_w, half_h = (x1 - x0) / 2, (y1 - y0) / 2
-        region = (x0 - half_w, x1 + half_w, y0 - half_h, y1 + half_h)
-        mask = self._in_range(*region)
-        if np.count_nonzero(mask) > 3 * self._scatter_threshold:
-            region, mask = view, self._in_range(*view)
-        index = np.flatnonzero(mask)
-        self.scatter_item.set_points(self._x[index], self._y[index], self._keys[index])
-        self._scatter_region = (*region, self._data_version)
-
-    def _bin_index(self, view, shape, in_view, n_visible, x=None, y=None):
-        """Flat bin index (row-major, row 0 at the bottom) of each point in view, and which points
-        those are (None: all).  Points are subset only when some lie outside: the copy costs more
-        than it saves when the whole map is visible."""
-        x = self._x if x is None else x
-        y = self._y if y is None else y
-        subset = None if n_visible == x.size else np.flatnonzero(in_view)
-        if subset is not None:
-            x, y = x[subset], y[subset]
-        x0, x1, y0, y1 = view
-        w, h = shape
-        ix = ((x - np.float32(x0)) * np.float32(w / (x1 - x0))).astype(np.int32)
-        iy = ((y - np.float32(y0)) * np.float32(h / (y1 - y0))).astype(np.int32)
-        np.minimum(ix, w - 1, out=ix)
-        np.minimum(iy, h - 1, out=iy)
-        iy *= w
-        iy += ix
-        return iy, subset
-
-    def _render_density(self, view, shape, in_view, n_visible) -> None:
-        """Bin the points in view into an RGBA image.  Pixels are handled as uint32 (one gather from
-        the palette) because row-wise uint8 assignments cost ~4x more at a million bins."""
-        w, h = shape
-        flat, subset = self._bin_index(view, shape, in_view, n_visible)
-        n_bins = w * h
-        counts = np.bincount(flat, minlength=n_bins)
-        if self._values01 is not None:
-            values = self._values01 if subset is None else self._values01[subset]
-            if self._nan is None:
-                sums = np.bincount(flat, weights=values, minlength=n_bins)
-                n_finite = counts
-            else:
-                finite = ~(self._nan if subset is None else self._nan[subset])
-                sums = np.bincount(flat[finite], weights=values[finite], minlength=n_bins)
-                n_finite = np.bincount(flat[finite], minlength=n_bins)
-            key = (sums / np.maximum(n_finite, 1) * 255 + 0.5).astype(np.uint16)
-            key[n_finite == 0] = 256  # the palette's NaN colour
-            pixels = self._palette32[key]
-        elif self._point_rgb is not None:
-            colors = self._point_rgb if subset is None else self._point_rgb[:, subset]
-            scale = 1.0 / np.maximum(counts, 1)
-            rgb = np.empty((n_bins, 4), np.uint8)
-            for c in range(3):
-                rgb[:, c] = np.bincount(flat, weights=colors[c], minlength=n_bins) * scale
-            pixels = rgb.view(np.uint32).ravel()
-        else:
-            pixels = np.full(n_bins, self._palette32[0], np.uint32)
-        rgba = pixels.view(np.uint8).reshape(h, w, 4)
-        rgba[..., 3] = density_alpha(counts).reshape(h, w)
-        self.density_item.setImage(rgba.transpose(1, 0, 2), autoLevels=False)  # ImageItem: (x, y)
-        self.density_item.setRect(QRectF(view[0], view[2], view[1] - view[0], view[3] - view[2]))
-
-    def _render_selection(self, view, shape) -> None:
-        """Markers for the selection, or for its part in view, when that is at most
-        SELECTION_MARKER_CAP points; otherwise a binned image of the selected points in view."""
-        selected = self._selected
-        if selected.size > SELECTION_MARKER_CAP:
-            sx, sy = self._x[selected], self._y[selected]
-            in_view = self._in_range(*view, sx, sy)
-            n_visible = int(np.count_nonzero(in_view))
-            if n_visible > SELECTION_MARKER_CAP:
-                flat, _ = self._bin_index(view, shape, in_view, n_visible, sx, sy)
-                w, h = shape
-                hit = np.bincount(flat, minlength=w * h) > 0
-                rgba = np.zeros((h, w, 4), np.uint8)
-                rgba.reshape(-1, 4)[hit] = HIGHLIGHT
-                self.selection_image.setImage(rgba.transpose(1, 0, 2), autoLevels=False)
-                self.selection_image.setRect(
-                    QRectF(view[0], view[2], view[1] - view[0], view[3] - view[2]))
-                self.selection_image.show()
-                self.selection_markers.hide()
-                return
-            selected = selected[in_view]
-        self.selection_markers.set_points(self._x[selected], self._y[selected])
-        self.selection_markers.setVisible(selected.size > 0)
-        self.selection_image.hide()
+        self._layers.render(self.view_range())
 
     # --------------------------------------------------------------------------------- selection
     def selection(self) -> np.ndarray:
@@ -566,7 +331,7 @@ class MapView(QtWidgets.QWidget):
         """Select the points inside a data rectangle (as a rectangle drag does); emits."""
         x0, x1 = sorted((x0, x1))
         y0, y1 = sorted((y0, y1))
-        hits = np.flatnonzero(self._in_range(x0, x1, y0, y1))
+        hits = np.flatnonzero(in_box(self._x, self._y, x0, x1, y0, y1))
         self._apply_selection(np.concatenate([self._selected, hits]) if add else hits, emit=True)
 
     def select_polygon(self, polygon, add: bool = False) -> None:
@@ -575,7 +340,7 @@ class MapView(QtWidgets.QWidget):
         hits = np.empty(0, np.int64)
         if len(polygon) >= 3:
             (x0, y0), (x1, y1) = polygon.min(axis=0), polygon.max(axis=0)
-            candidates = np.flatnonzero(self._in_range(x0, x1, y0, y1))
+            candidates = np.flatnonzero(in_box(self._x, self._y, x0, x1, y0, y1))
             inside = points_in_polygon(self._x[candidates], self._y[candidates], polygon)
             hits = candidates[inside]
         self._apply_selection(np.concatenate([self._selected, hits]) if add else hits, emit=True)
@@ -591,7 +356,7 @@ class MapView(QtWidgets.QWidget):
         if np.array_equal(selected, self._selected):
             return
         self._selected = selected
-        self._selection_version += 1
+        self._layers.set_selection(selected)
         self.refresh()
         if emit:
             self.selection_changed.emit(selected.copy())
@@ -633,48 +398,15 @@ class MapView(QtWidgets.QWidget):
 
     def _on_drag(self, ev) -> bool:
         """Handle a left drag if it selects; False lets the ViewBox pan."""
-        if ev.isStart():
-            modifiers = ev.modifiers()
-            if modifiers & Qt.ShiftModifier:
-                shape, additive = "rect", True
-            elif modifiers & Qt.ControlModifier:
-                shape, additive = "lasso", True
-            elif self._mode != "pan":
-                shape, additive = self._mode, False
-            else:
-                return False
-            start = self._vb.mapToView(ev.buttonDownPos())
-            self._drag = (shape, additive, [(start.x(), start.y())], ev.buttonDownPos())
+        if ev.isStart() and self._drag.start(ev, self._mode):
             self._set_hover(-1)
-        if self._drag is None:
-            return False
-        ev.accept()
-        shape, additive, points, last = self._drag
-        pos = self._vb.mapToView(ev.pos())
-        if shape == "rect":
-            x0, y0 = points[0]
-            self._rect_overlay.setRect(QRectF(QPointF(x0, y0), pos).normalized())
-            self._rect_overlay.show()
-        elif (ev.pos() - last).manhattanLength() >= 2 or ev.isFinish():
-            points.append((pos.x(), pos.y()))  # keep vertices >= 2 px apart: short polygon
-            self._drag = (shape, additive, points, ev.pos())
-            self._lasso_overlay.setPath(pg.arrayToQPath(*np.array(points + points[:1]).T))
-            self._lasso_overlay.show()
-        if ev.isFinish():
-            self._drag = None
-            self._rect_overlay.hide()
-            self._lasso_overlay.hide()
-            if shape == "rect":
-                self.select_rect(points[0][0], pos.x(), points[0][1], pos.y(), add=additive)
-            else:
-                self.select_polygon(points, add=additive)
-        return True
+        return self._drag.move(ev)
 
     def eventFilter(self, watched, event) -> bool:
         """Hover from the viewport's own mouse moves: pyqtgraph's sigMouseMoved is rate limited and
         may drop the last move, which would leave a stale hover where the mouse stopped."""
         kind = event.type()
-        if kind == QtCore.QEvent.MouseMove and not event.buttons() and self._drag is None:
+        if kind == QtCore.QEvent.MouseMove and not event.buttons() and not self._drag.active:
             pos = event.position()
             self._set_hover(self._index_under(pos),
                             self.plot_widget.viewport().mapToGlobal(pos.toPoint()))

@@ -10,9 +10,10 @@ from PySide6 import QtCore, QtGui
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
-from oddscope.app import mapview
+from oddscope.app import map_layers
 from oddscope.app.map_geometry import points_in_polygon
-from oddscope.app.mapview import CURRENT_COLOR, HIGHLIGHT, NAN_COLOR, MapView
+from oddscope.app.map_layers import HIGHLIGHT, NAN_COLOR
+from oddscope.app.mapview import CURRENT_COLOR, MapView
 
 
 @pytest.fixture
@@ -125,7 +126,7 @@ def test_rectangle_mode_drag_selects_the_enclosed_block(view, grid, qtbot):
     expected = sorted(10 * r + c for r in (3, 4, 5) for c in (2, 3, 4))
     assert changed.args[0].tolist() == expected
     assert changed.args[0].dtype == np.int64
-    assert not view._rect_overlay.isVisible()
+    assert not view._drag.rect_overlay.isVisible()
 
 
 def test_shift_drag_in_pan_mode_adds_a_rectangle(view, grid):
@@ -250,7 +251,7 @@ def test_set_selection_is_silent_unless_asked_and_validates(view, grid, qtbot):
 
 
 def test_selection_beyond_the_marker_cap_is_drawn_as_an_image(view, grid, monkeypatch):
-    monkeypatch.setattr(mapview, "SELECTION_MARKER_CAP", 10)
+    monkeypatch.setattr(map_layers, "SELECTION_MARKER_CAP", 10)
     view.set_selection(range(20, 40))
     assert view.selection_image.isVisible() and not view.selection_markers.isVisible()
     image = view.grab().toImage()
