@@ -15,7 +15,6 @@ from PySide6.QtCore import Qt
 
 from oddscope.app import dialogs
 from oddscope.app.labelling import LabellingController
-from oddscope.app.layout import DEFAULT_SIZE, WindowLayout
 from oddscope.app.mapview import MapView
 from oddscope.app.model import ProjectModel
 from oddscope.app.neighbours import NeighboursPanel
@@ -26,6 +25,7 @@ from oddscope.app.status import StatusLabels, banner_text
 from oddscope.app.theme import apply_theme, panel
 from oddscope.app.view_sync import ViewSync
 from oddscope.app.viewer import ImageViewer
+from oddscope.app.window_layout import DEFAULT_SIZE, WindowLayout
 from oddscope.app.worker import TaskBar, TaskManager
 
 
