@@ -149,6 +149,23 @@ def _new_project(root: Path, images: Path) -> Path:
     return root
 
 
+def _resume(killed: Path, encoder, batch: int):
+    """Run the extraction again on a killed project: (rows marked done at the kill, the report, all features)."""
+    with Project.open(killed, writable=True) as project:
+        done_at_kill = len(project.features_done(encoder_key(encoder)))
+        report = extract_features(project, encoder, batch_size=batch, num_workers=0)
+        assert (project.items()["status"] == "ok").all()
+        return done_at_kill, report, load_features(project, report.encoder_key)
+
+
+def _uninterrupted(root: Path, images: Path, batch: int) -> np.ndarray:
+    """The features an extraction that nobody killed gives for ``images``."""
+    encoder = FakeEncoder()
+    with Project.open(_new_project(root, images), writable=True) as project:
+        report = extract_features(project, encoder, batch_size=batch, num_workers=0)
+        return load_features(project, report.encoder_key)
+
+
 def test_extraction_killed_midway_resumes_with_unfinished_batches_only(tmp_path):
     n, batch = 400, 32
     images = _images(tmp_path / "images", n)
@@ -160,11 +177,7 @@ def test_extraction_killed_midway_resumes_with_unfinished_batches_only(tmp_path)
     assert _integrity(killed) == "ok"
 
     rerun = FakeEncoder()
-    with Project.open(killed, writable=True) as project:
-        done_at_kill = len(project.features_done(encoder_key(rerun)))
-        report = extract_features(project, rerun, batch_size=batch, num_workers=0)
-        resumed = load_features(project, report.encoder_key)
-        assert (project.items()["status"] == "ok").all()
+    done_at_kill, report, resumed = _resume(killed, rerun, batch)
     recomputed = rerun.encoded
     print(f"\nkilled after {acknowledged} acknowledged rows ({done_at_kill} marked done); "
           f"rerun recomputed {recomputed} of {n}, reused {report.reused}")
@@ -172,10 +185,7 @@ def test_extraction_killed_midway_resumes_with_unfinished_batches_only(tmp_path)
     assert recomputed <= batch + (n - acknowledged)
     assert report.reused == done_at_kill >= acknowledged
 
-    clean = _new_project(tmp_path / "clean", images)
-    with Project.open(clean, writable=True) as project:
-        extract_features(project, FakeEncoder(), batch_size=batch, num_workers=0)
-        reference = load_features(project, report.encoder_key)
+    reference = _uninterrupted(tmp_path / "clean", images, batch)
     assert resumed.shape == reference.shape == (n, rerun.dim)
     assert np.array_equal(resumed, reference)
 
@@ -225,16 +235,9 @@ def test_extraction_killed_at_random_points_inside_a_batch_resumes_exactly(tmp_p
         assert "finished" not in lines, f"the kill while {phase} came too late"
         assert _integrity(killed) == "ok"
 
-    rerun = FakeEncoder()
-    with Project.open(killed, writable=True) as project:
-        done_at_kill = len(project.features_done(encoder_key(rerun)))
-        report = extract_features(project, rerun, batch_size=batch, num_workers=0)
-        resumed = load_features(project, report.encoder_key)
+    done_at_kill, report, resumed = _resume(killed, FakeEncoder(), batch)
     assert 0 < done_at_kill < n and report.computed == n - done_at_kill
-    clean = _new_project(tmp_path / "clean", images)
-    with Project.open(clean, writable=True) as project:
-        extract_features(project, FakeEncoder(), batch_size=batch, num_workers=0)
-        reference = load_features(project, report.encoder_key)
+    reference = _uninterrupted(tmp_path / "clean", images, batch)
     assert np.array_equal(resumed, reference), "rows marked done hold other features than an uninterrupted run"
 
 
