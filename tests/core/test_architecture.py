@@ -42,3 +42,13 @@ def test_a_model_importing_the_project_breaks_the_layers(tmp_path):
     broken = _lint(tree)
     assert broken.returncode != 0
     assert "oddscope.core.models.knn -> oddscope.core.project.store" in broken.stdout
+
+
+def test_every_subpackage_is_installed():
+    """A new subpackage missing from pyproject's ``packages`` works in a checkout and vanishes from the wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {"oddscope." + ".".join(init.parent.relative_to(ROOT).parts)
+               for top in ("core", "app", "resources") for init in (ROOT / top).rglob("__init__.py")}
+    assert on_disk <= listed, sorted(on_disk - listed)
