@@ -30,7 +30,8 @@ _STAGE_UNITS = {"features": "img", "map: layout": "epoch"}  # what a stage count
 
 class _Bars:
     """Terminal progress bars, one per stage, fed by core's progress callbacks; each names what it counts
-    (tqdm prints a rate as ``12.3img/s`` or ``1.86s/item``, never a bare ``s/``)."""
+    (tqdm prints a rate as ``12.3img/s`` or ``1.86s/item``, never a bare ``s/``).  A stage that starts
+    without a total (e.g. UMAP's neighbour graph) shows its elapsed time only."""
 
     def __init__(self, quiet: bool = False):
         self.quiet, self.stage, self.bar = quiet, None, None
@@ -44,6 +45,7 @@ class _Bars:
             self.close()
             self.stage = stage
             self.bar = tqdm(total=total, desc=f"{stage:>9}", unit=_STAGE_UNITS.get(stage, "item"),
+                            bar_format=None if total else "{desc}: [{elapsed}]",
                             file=sys.stderr, mininterval=0.5, dynamic_ncols=True, leave=True)
         self.bar.total = total
         self.bar.update(done - self.bar.n)

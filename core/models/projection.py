@@ -18,9 +18,10 @@ and gives the same map on every run (the default: a map that moves when the
 user re-opens a project is confusing).  ``seed=None`` uses all cores and gives
 a slightly different map each time.
 
-Progress: UMAP's own neighbour graph cannot report, but its layout runs a known number of epochs;
-their count reaches the progress callback as the ``"map: layout"`` stage (see :class:`_EpochFeed`), so a
-long map visibly moves, and Cancel stops it between epochs.
+Progress: UMAP's own neighbour graph cannot report, so ``"map: umap"`` comes with no total (the app
+shows a busy bar); its layout runs a known number of epochs, whose count reaches the progress callback
+as the ``"map: layout"`` stage (see :class:`_EpochFeed`), so a long map visibly moves, and Cancel stops
+it between epochs.
 
 UMAP (and numba) is imported lazily, so importing this module is cheap.
 """
@@ -99,7 +100,7 @@ class MapProjection:
             self.embedding_ = self._trivial_layout(Z)
         else:
             self.n_neighbors_ = min(self.n_neighbors, n - 2)
-            progress.update("map: umap", 0, 1)
+            progress.update("map: umap", 0, 0)  # no total: the neighbour graph cannot report (a busy bar)
             self.umap_ = self._fit_umap(Z, knn, progress)
             self._umap_can_transform = knn is None  # a precomputed graph leaves UMAP without a search index
             self.embedding_ = self.umap_.embedding_.astype(np.float32)

@@ -67,6 +67,7 @@ def test_map_keeps_blobs_apart_and_reports_stages(blobs, own_nn_map):
 
 
 def test_the_layout_reports_its_epochs_so_umap_never_sits_at_zero(own_nn_map):
+    assert [(d, t) for s, d, t in own_nn_map[1] if s == "map: umap"] == [(0, 0)]  # busy, not stuck at 0/1
     layout = [(done, total) for stage, done, total in own_nn_map[1] if stage == "map: layout"]
     total = layout[0][1]
     assert total > 1 and all(t == total for _, t in layout)
