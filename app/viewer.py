@@ -25,6 +25,7 @@ AUTO = "auto"
 RAW_CACHE_BYTES = 512 * 2**20  # raw arrays kept for re-stretching
 RENDER_CACHE_ITEMS = 12
 RESTRETCH_DELAY_MS = 60  # coalesce slider moves into one re-stretch
+FIELD_COLUMN_MAX = 0.45  # the field-name column's largest share of the table: values keep the rest
 
 
 def render(raw: np.ndarray, stretch: str, contrast: float) -> np.ndarray:
@@ -52,6 +53,28 @@ class _ImageBox(pg.ViewBox):
             self.autoRange(padding=0.02)
         else:
             super().mouseClickEvent(ev)
+
+
+class _FieldTable(QtWidgets.QTableWidget):
+    """Field / value rows: the name column fits its names up to FIELD_COLUMN_MAX of the width, the
+    value column stretches over the rest; long texts end in "..." (one line, not a clipped second
+    line) and show in full as a tooltip."""
+
+    def __init__(self):
+        super().__init__(0, 2)
+        self.setHorizontalHeaderLabels(["Field", "Value"])
+        self.horizontalHeader().setStretchLastSection(True)
+        self.setWordWrap(False)
+        self.setTextElideMode(Qt.ElideRight)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+
+    def fit_name_column(self) -> None:
+        width = min(self.sizeHintForColumn(0), int(self.viewport().width() * FIELD_COLUMN_MAX))
+        self.setColumnWidth(0, max(width, self.horizontalHeader().minimumSectionSize()))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.fit_name_column()
 
 
 class ImageViewer(QtWidgets.QWidget):
@@ -92,9 +115,7 @@ class ImageViewer(QtWidgets.QWidget):
         self.stack.addWidget(self.message)
         self.graphics.setToolTip("Wheel zooms, drag pans, double-click (or F) fits the image")
 
-        self.info = QtWidgets.QTableWidget(0, 2)
-        self.info.setHorizontalHeaderLabels(["Field", "Value"])
-        self.info.horizontalHeader().setStretchLastSection(True)
+        self.info = _FieldTable()
         self.info.verticalHeader().hide()
         self.info.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         self.info.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
@@ -197,7 +218,7 @@ class ImageViewer(QtWidgets.QWidget):
                 cell = QtWidgets.QTableWidgetItem(text)
                 cell.setToolTip(text)
                 self.info.setItem(r, c, cell)
-        self.info.resizeColumnToContents(0)
+        self.info.fit_name_column()
 
     def fields(self) -> dict[str, str]:
         return {self.info.item(r, 0).text(): self.info.item(r, 1).text() for r in range(self.info.rowCount())}

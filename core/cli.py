@@ -25,8 +25,13 @@ _PROJECT = click.option("--project", "-p", "project_dir", required=True, type=cl
                         help="Project folder (created by `oddscope index`).")
 
 
+_STAGE_UNITS = {"features": "img", "map: layout": "epoch"}  # what a stage counts; any other counts items
+
+
 class _Bars:
-    """Terminal progress bars, one per stage, fed by core's progress callbacks."""
+    """Terminal progress bars, one per stage, fed by core's progress callbacks; each names what it counts
+    (tqdm prints a rate as ``12.3img/s`` or ``1.86s/item``, never a bare ``s/``).  A stage that starts
+    without a total (e.g. UMAP's neighbour graph) shows its elapsed time only."""
 
     def __init__(self, quiet: bool = False):
         self.quiet, self.stage, self.bar = quiet, None, None
@@ -39,7 +44,8 @@ class _Bars:
         if stage != self.stage:
             self.close()
             self.stage = stage
-            self.bar = tqdm(total=total, desc=f"{stage:>9}", unit=" img" if stage == "features" else "",
+            self.bar = tqdm(total=total, desc=f"{stage:>9}", unit=_STAGE_UNITS.get(stage, "item"),
+                            bar_format=None if total else "{desc}: [{elapsed}]",
                             file=sys.stderr, mininterval=0.5, dynamic_ncols=True, leave=True)
         self.bar.total = total
         self.bar.update(done - self.bar.n)

@@ -18,11 +18,17 @@ and gives the same map on every run (the default: a map that moves when the
 user re-opens a project is confusing).  ``seed=None`` uses all cores and gives
 a slightly different map each time.
 
+Progress: UMAP's own neighbour graph cannot report, so ``"map: umap"`` comes with no total (the app
+shows a busy bar); its layout runs a known number of epochs, whose count reaches the progress callback
+as the ``"map: layout"`` stage (see :class:`_EpochFeed`), so a long map visibly moves, and Cancel stops
+it between epochs.
+
 UMAP (and numba) is imported lazily, so importing this module is cheap.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import joblib
@@ -35,6 +41,7 @@ from oddscope.core.progress import as_progress
 
 METRICS = ("cosine", "euclidean")
 MIN_UMAP_ITEMS = 4  # below this, fit() returns a trivial PCA layout instead of UMAP
+LAYOUT_REPORT_S = 0.5  # at most one layout progress report per this many seconds (and the first and last)
 
 
 class MapProjection:
@@ -93,8 +100,8 @@ class MapProjection:
             self.embedding_ = self._trivial_layout(Z)
         else:
             self.n_neighbors_ = min(self.n_neighbors, n - 2)
-            progress.update("map: umap", 0, 1)
-            self.umap_ = self._fit_umap(Z, knn)
+            progress.update("map: umap", 0, 0)  # no total: the neighbour graph cannot report (a busy bar)
+            self.umap_ = self._fit_umap(Z, knn, progress)
             self._umap_can_transform = knn is None  # a precomputed graph leaves UMAP without a search index
             self.embedding_ = self.umap_.embedding_.astype(np.float32)
         progress.update("map: done", 1, 1)
@@ -134,7 +141,7 @@ class MapProjection:
     def _state(self) -> dict:
         return {k: v for k, v in vars(self).items() if k not in self._params()}
 
-    def _fit_umap(self, Z: np.ndarray, knn):
+    def _fit_umap(self, Z: np.ndarray, knn, progress):
         import umap  # lazy: pulls in numba and pynndescent
 
         k = self.n_neighbors_
@@ -142,14 +149,17 @@ class MapProjection:
         model = umap.UMAP(
             n_neighbors=k, min_dist=self.min_dist, metric="euclidean", low_memory=self.low_memory,
             random_state=self.seed, n_jobs=1 if self.seed is not None else -1,
-            precomputed_knn=precomputed,
+            precomputed_knn=precomputed, tqdm_kwds=_EpochFeed(progress).tqdm_kwds(),
         )
-        with warnings.catch_warnings():
-            # Expected and handled: no search index with a precomputed graph -> knn_mean transform.
-            warnings.filterwarnings("ignore", message=r".*knn_search_index.*")
-            # Tiny graphs: UMAP falls back to random init and says so.
-            warnings.filterwarnings("ignore", message=r".*Spectral initialisation failed.*")
-            model.fit(Z)
+        try:
+            with warnings.catch_warnings():
+                # Expected and handled: no search index with a precomputed graph -> knn_mean transform.
+                warnings.filterwarnings("ignore", message=r".*knn_search_index.*")
+                # Tiny graphs: UMAP falls back to random init and says so.
+                warnings.filterwarnings("ignore", message=r".*Spectral initialisation failed.*")
+                model.fit(Z)
+        finally:
+            model.tqdm_kwds = None  # the feed holds the caller's callback: not part of the saved model
         return model
 
     def _knn_mean(self, Z: np.ndarray) -> np.ndarray:
@@ -164,6 +174,32 @@ class MapProjection:
         axes = self._trivial_axes
         coords[:, :len(axes)] = (Z - self._trivial_center) @ axes.T
         return coords
+
+
+class _EpochFeed:
+    """A text stream for UMAP's own tqdm bar over the layout epochs (UMAP's ``tqdm_kwds``): each
+    ``done/total`` the bar prints becomes a ``"map: layout"`` progress report.  Reports come from the
+    fitting thread (``miniters=1`` keeps tqdm's monitor thread from printing); a report that raises
+    :class:`~oddscope.core.progress.Cancelled` ends the fit, and the bar's closing print after a cancel
+    is dropped."""
+
+    _COUNT = re.compile(r"(\d+)/(\d+)")
+
+    def __init__(self, progress):
+        self.progress = progress
+
+    def tqdm_kwds(self) -> dict:
+        return {"disable": False, "file": self, "bar_format": "{n}/{total}", "miniters": 1,
+                "mininterval": LAYOUT_REPORT_S}
+
+    def write(self, text: str) -> None:
+        counts = self._COUNT.findall(text)
+        if counts and not self.progress.cancelled:
+            done, total = counts[-1]
+            self.progress.update("map: layout", int(done), int(total))
+
+    def flush(self) -> None:
+        pass
 
 
 def _umap_knn(knn, n: int, k: int, metric: str):

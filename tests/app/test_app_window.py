@@ -67,6 +67,21 @@ def test_opening_fills_every_view(window, demo_project, monkeypatch):
     assert "efficientnet-lite0" in about["text"] and "weights" in about["text"]
 
 
+def _map_cover(window) -> float:
+    """The points' bounding box as a share of the visible map range, along its fuller axis."""
+    x0, x1, y0, y1 = window.map_view.view_range()
+    xy = window.model.map_xy()
+    return max(np.ptp(xy[:, 0]) / (x1 - x0), np.ptp(xy[:, 1]) / (y1 - y0))
+
+
+def test_the_map_fills_its_panel_when_a_project_opens_and_when_the_window_grows(qtbot, window):
+    qtbot.wait(50)  # any layout still pending settles, as a user would see it
+    assert _map_cover(window) > 0.6
+    window.resize(window.width() + 600, window.height() + 300)
+    qtbot.wait(50)
+    assert _map_cover(window) > 0.6
+
+
 def test_a_large_table_is_read_in_a_child_process(qtbot, demo_project, monkeypatch):
     from oddscope.app import session
 

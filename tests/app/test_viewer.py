@@ -4,6 +4,7 @@ import pyqtgraph as pg
 import pytest
 from astropy.io import fits
 from PIL import Image
+from PySide6 import QtCore
 from PySide6.QtCore import Qt
 
 from oddscope.app.viewer import ImageViewer
@@ -125,3 +126,18 @@ def test_unreadable_file_shows_reason_and_stale_results_are_dropped(qtbot, viewe
     qtbot.wait(100)
     assert shown == [5]
     assert viewer.image().shape == (10, 10, 3)
+
+
+def test_field_table_value_column_fills_the_table_and_long_values_elide(qtbot, viewer):
+    long_name = "metadata: " + "observation_programme_identifier_" * 3
+    long_value = "a long free-text note about this image, " * 6
+    viewer.set_fields([("Rank", "#1"), (long_name, long_value)])
+    qtbot.wait(20)
+    table = viewer.info
+    header = table.horizontalHeader()
+    viewport = table.viewport().width()
+    assert header.sectionSize(0) + header.sectionSize(1) == viewport  # nothing hidden to the right
+    assert header.sectionSize(1) >= viewport // 2  # a long field name leaves the value room
+    assert not table.wordWrap() and table.textElideMode() == QtCore.Qt.ElideRight  # "..." not a clipped 2nd line
+    assert table.item(1, 1).toolTip() == long_value
+    assert table.item(1, 0).toolTip() == long_name

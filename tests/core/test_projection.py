@@ -7,7 +7,9 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
+from oddscope.core.models import projection
 from oddscope.core.models.projection import MapProjection, fit_map
+from oddscope.core.progress import Cancelled, Progress
 
 N_BLOBS, DIM, K = 5, 64, 15
 
@@ -30,9 +32,12 @@ def knn(blobs):
 
 @pytest.fixture(scope="module")
 def own_nn_map(blobs):
-    stages = []
-    model = MapProjection(n_neighbors=K, seed=0).fit(blobs[0], progress=lambda s, d, t: stages.append(s))
-    return model, stages
+    """The map fitted with its own NN-descent, and its progress reports (every layout epoch reported)."""
+    reports = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(projection, "LAYOUT_REPORT_S", 0.0)
+        model = MapProjection(n_neighbors=K, seed=0).fit(blobs[0], progress=lambda *r: reports.append(r))
+    return model, reports
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +58,32 @@ def placement_accuracy(model, y, coords_new, y_new):
 
 
 def test_map_keeps_blobs_apart_and_reports_stages(blobs, own_nn_map):
-    model, stages = own_nn_map
+    model, reports = own_nn_map
+    stages = [stage for stage, _, _ in reports]
     assert model.embedding_.shape == (300, 2) and model.embedding_.dtype == np.float32
     assert leave_one_out_accuracy(model.embedding_, blobs[1]) > 0.95
-    assert [s for i, s in enumerate(stages) if s != stages[i - 1] or i == 0] == ["map: pca", "map: umap", "map: done"]
+    assert [s for i, s in enumerate(stages) if s != stages[i - 1] or i == 0] == [
+        "map: pca", "map: umap", "map: layout", "map: done"]
+
+
+def test_the_layout_reports_its_epochs_so_umap_never_sits_at_zero(own_nn_map):
+    assert [(d, t) for s, d, t in own_nn_map[1] if s == "map: umap"] == [(0, 0)]  # busy, not stuck at 0/1
+    layout = [(done, total) for stage, done, total in own_nn_map[1] if stage == "map: layout"]
+    total = layout[0][1]
+    assert total > 1 and all(t == total for _, t in layout)
+    done = [d for d, _ in layout]
+    assert done[0] == 0 and done[-1] == total and done == sorted(done) and len(set(done)) > 10
+
+
+def test_cancel_stops_the_layout_between_epochs(blobs):
+    def cancel_after_a_few_epochs(stage, done, total):
+        if stage == "map: layout" and done >= 3:
+            progress.cancel()
+
+    progress = Progress(cancel_after_a_few_epochs)
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(Cancelled):
+        patch.setattr(projection, "LAYOUT_REPORT_S", 0.0)
+        MapProjection(n_neighbors=K, seed=0).fit(blobs[0][:60], progress=progress)
 
 
 def test_transform_places_new_points_near_their_blob(blobs, own_nn_map):

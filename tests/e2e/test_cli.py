@@ -180,6 +180,26 @@ def test_index_with_a_reference_set_scores_only_the_test_images(fake_encoder, tm
     assert set(runs) == {"knn", "mahalanobis"} and all(r["params"]["mode"] == "reference" for r in runs.values())
 
 
+@pytest.mark.parametrize("stage, unit", [("features", "img"), ("map: layout", "epoch"), ("some new stage", "item")])
+def test_progress_bars_name_what_they_count(stage, unit, capsys):
+    """A slow stage prints its rate as seconds per unit ("5.00s/item]"), never the unitless "s/]"."""
+    bars = core_cli._Bars()
+    bars(stage, 0, 3)
+    bars.bar.start_t -= 10  # as if the first two steps took 10 s
+    bars(stage, 2, 3)
+    bars.close()
+    text = capsys.readouterr().err
+    assert "2/3 [" in text and f"s/{unit}]" in text and "s/]" not in text
+
+
+def test_a_stage_without_a_total_shows_its_elapsed_time_only(capsys):
+    bars = core_cli._Bars()
+    bars("map: umap", 0, 0)
+    bars.bar.start_t -= 17
+    bars.close()
+    assert capsys.readouterr().err.strip().split("\r")[-1] == "map: umap: [00:17]"
+
+
 def test_ctrl_c_during_index_keeps_finished_batches_and_the_rerun_resumes(fake_encoder, tmp_path, monkeypatch):
     images = _survey(tmp_path / "images", 60, 0, seed=3)
     bars = core_cli._Bars.__call__
