@@ -96,23 +96,21 @@ class LabellingController(QtCore.QObject):
             self.message.emit(f"Tagged {Path(self.model.row(item_id)['path']).name}: {tag}", 4000)
 
     def undo(self) -> None:
-        if not self._label_guard():
-            return
-        item_id = self.model.undo()
-        if item_id is None:
-            self.message.emit("Nothing to undo", 3000)
-            return
-        self.model.set_current(item_id)
-        self.message.emit(f"Undid the label of {Path(self.model.row(item_id)['path']).name}", 4000)
+        self._step_history(self.model.undo, "undo", "Undid")
 
     def redo(self) -> None:
+        self._step_history(self.model.redo, "redo", "Redid")
+
+    def _step_history(self, step, verb: str, done: str) -> None:
+        """Undo or redo one label change and show the item it touched."""
         if not self._label_guard():
             return
-        item_id = self.model.redo()
+        item_id = step()
         if item_id is None:
-            self.message.emit("Nothing to redo", 3000)
+            self.message.emit(f"Nothing to {verb}", 3000)
             return
         self.model.set_current(item_id)
+        self.message.emit(f"{done} the label of {Path(self.model.row(item_id)['path']).name}", 4000)
 
     def _label_guard(self) -> bool:
         if self.model.can_label:

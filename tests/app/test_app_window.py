@@ -1,5 +1,4 @@
 """The main window on the indexed demo project, driven by real keys, clicks and drags (offscreen)."""
-import gc
 import os
 import subprocess
 import sys
@@ -8,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
-from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 from windows import open_window
 

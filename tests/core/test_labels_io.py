@@ -1,6 +1,5 @@
 """Label CSV import/export: bad rows reported by line, good rows applied, nothing else changed."""
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
