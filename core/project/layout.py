@@ -14,6 +14,9 @@ Layout of a project folder::
     index/<key>-<metric>-<n>.bin     neighbour index caches of the n analysed items' features
     arrays/<name>.npy                per-item arrays: detector scores, rankings, map coordinates, clusters
     models/map.joblib                fitted objects that place new items (the map)
+    models/patches.npz               the per-pixel map model: normal-patch bank or pool, calibration, corrections
+    maps/pixel_maps.npy              per-pixel anomaly maps (row = item id, float16, map_size^2 cells)
+    maps/defects/<item id>.png       regions the user painted as defects (mask labels)
     skipped.csv                      files that could not be read, with the reason
     thumbnails/                      the app's thumbnail cache
 
@@ -24,6 +27,7 @@ Per-item arrays (row = item id, NaN or -1 where an item has none)::
     rank_<method>            an active-learning method's ranking scores
     relevance_<method>       its predicted relevance, where it predicts one
     umap                     map coordinates (n x 2)
+    score_patchmap           the per-pixel map's image score (NaN: no current map for the item)
     cluster_<method>         cluster labels per clusterer
 """
 
@@ -89,6 +93,22 @@ class ProjectLayout:
         return self.models_dir / "map.joblib"
 
     @property
+    def patch_model(self) -> Path:
+        return self.models_dir / "patches.npz"
+
+    @property
+    def maps_dir(self) -> Path:
+        return self.root / "maps"
+
+    @property
+    def pixel_maps(self) -> Path:
+        return self.maps_dir / "pixel_maps.npy"
+
+    def defect_mask(self, item_id: int) -> Path:
+        """The region the user painted as a defect on item ``item_id`` (a binary PNG)."""
+        return self.maps_dir / "defects" / f"{int(item_id)}.png"
+
+    @property
     def skipped_report(self) -> Path:
         return self.root / SKIPPED_REPORT
 
@@ -108,6 +128,9 @@ CLUSTER_ARRAYS = ("cluster_kmeans", "cluster_gmm", "cluster_ward")
 
 def score_array(detector: str) -> str:
     return f"{SCORE_PREFIX}{detector}"
+
+
+PIXEL_MAP_SCORE = score_array("patchmap")  # a row's map is current exactly where this is finite
 
 
 def rank_array(method: str) -> str:
@@ -143,4 +166,5 @@ ENCODER = Setting("encoder")  # the encoder's description and feature ``key``: w
 RANKING = Setting("ranking", "knn")  # the active ranking: a detector or an active-learning method
 ANOMALY_DETECTOR = Setting("anomaly_detector")  # the detector the active-learning methods start from
 ANALYSIS = Setting("analysis")  # inputs of the last complete analysis: a re-index that changes none keeps it
+PIXEL_MAPS = Setting("pixel_maps")  # the per-pixel map model's mode, encoder, settings and fit time
 IMAGE_ROOT = Setting("image_root")  # the indexed image folder, against which CSV paths are also tried

@@ -62,6 +62,18 @@ def _worker_init(_):
     torch.set_num_threads(1)  # workers only decode; the network gets the cores
 
 
+def decoded_batches(ids, paths, encoder, batch_size: int = 32, num_workers: int | None = None,
+                    max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Batches ``(ids, ok, images, reasons)`` of the images at ``paths``, decoded and resized for ``encoder``
+    in DataLoader worker processes; ``images`` holds the readable ones (``ok``), ``reasons`` says why not."""
+    from torch.utils.data import DataLoader
+
+    dataset = _DecodeDataset(ids, paths, encoder.preprocessor(), encoder.input_size, max_pixels)
+    workers = default_workers() if num_workers is None else num_workers
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
+                      worker_init_fn=_worker_init if workers else None, prefetch_factor=4 if workers else None)
+
+
 def default_workers() -> int:
     """Decoding processes: one per spare core, at least one so decoding overlaps the forward pass."""
     return max(1, min(4, (os.cpu_count() or 2) - 1))
@@ -83,8 +95,6 @@ class ExtractionReport:
 def extract_features(project: Project, encoder, batch_size: int = 32, num_workers: int | None = None,
                      dtype=np.float32, max_pixels: int = DEFAULT_MAX_PIXELS, progress=None) -> ExtractionReport:
     """Compute features for every item of ``project`` that has none yet for ``encoder``."""
-    from torch.utils.data import DataLoader
-
     progress = as_progress(progress)
     key = encoder_key(encoder)
     items = project.items(with_meta=False)
@@ -95,11 +105,8 @@ def extract_features(project: Project, encoder, batch_size: int = 32, num_worker
     store.open(max(project.n_items, 1))  # room for every item's row
     if not len(todo):
         return report
-    paths = project.resolve_all(todo["path"])
-    dataset = _DecodeDataset(todo.index, paths, encoder.preprocessor(), encoder.input_size, max_pixels)
-    workers = default_workers() if num_workers is None else num_workers
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
-                        worker_init_fn=_worker_init if workers else None, prefetch_factor=4 if workers else None)
+    loader = decoded_batches(todo.index, project.resolve_all(todo["path"]), encoder, batch_size, num_workers,
+                             max_pixels)
     start = time.perf_counter()
     progress.update("features", 0, len(todo))
     finished = 0

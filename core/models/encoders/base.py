@@ -147,6 +147,31 @@ class Encoder:
             features = [self._forward(self._normalise(x[i:i + step])) for i in range(0, len(x), step)]
         return np.ascontiguousarray(torch.cat(features).float().cpu().numpy())
 
+    @property
+    def stages(self) -> list[dict]:
+        """The model's feature stages (timm's ``feature_info``: ``reduction``, ``num_chs``), input to output.
+
+        Empty for a model that cannot return intermediate features; per-patch
+        anomaly maps need them.
+        """
+        info = getattr(self._model, "feature_info", None)
+        if info is None or not hasattr(self._model, "forward_intermediates"):
+            return []
+        return [dict(stage) for stage in (info.get_dicts() if hasattr(info, "get_dicts") else info)]
+
+    def stage_features(self, batch: torch.Tensor | np.ndarray, indices: list[int]) -> list[torch.Tensor]:
+        """``(B, S, S, 3)`` uint8 batch -> the feature maps ``(B, C, h, w)`` of the stages ``indices``.
+
+        Runs the eager model (a trace only returns the pooled vector) and stops
+        after the last stage asked for, so early stages cost a fraction of a
+        full forward pass.
+        """
+        x = torch.as_tensor(np.ascontiguousarray(batch) if isinstance(batch, np.ndarray) else batch)
+        with torch.inference_mode(), self._autocast_context():
+            maps = self._model.forward_intermediates(self._normalise(x), indices=list(indices),
+                                                     intermediates_only=True, stop_early=True)
+        return [m.float() for m in maps]
+
     def encode_text(self, texts: list[str]) -> np.ndarray:
         """Text queries -> ``(N, dim)`` float32, L2-normalised like CLIP image features."""
         if not self.supports_text:

@@ -18,6 +18,20 @@ class _ClipImage(torch.nn.Module):
     def forward(self, x):
         return self.clip.encode_image(x, normalize=True)
 
+    @property
+    def feature_info(self) -> list[dict]:
+        """One stage per transformer block, all at the patch size (as timm describes its ViTs)."""
+        visual = self.clip.visual
+        patch = visual.patch_size[0] if isinstance(visual.patch_size, (tuple, list)) else visual.patch_size
+        return [{"reduction": int(patch), "num_chs": int(visual.transformer.width), "module": f"block{i}"}
+                for i in range(visual.transformer.layers)]
+
+    def forward_intermediates(self, x, indices, intermediates_only=True, stop_early=True):
+        """Patch tokens of the blocks ``indices`` as ``(B, C, h, w)`` maps (timm's signature)."""
+        out = self.clip.visual.forward_intermediates(x, indices=indices, stop_early=stop_early,
+                                                     intermediates_only=True, output_fmt="NCHW")
+        return out["image_intermediates"]
+
 
 def load(spec: str, weights: str | None, device: torch.device, fast: bool) -> Encoder:
     """The registry's loader for the ``clip:`` family."""
