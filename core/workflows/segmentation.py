@@ -183,6 +183,10 @@ class PixelMaps:
         size = (self.scorer.settings.map_size if self._scorer or self.is_current() else MapSettings().map_size)
         return FeatureStore(self.project.layout.pixel_maps, size * size, _MAP_DTYPE)
 
+    def scores(self) -> np.ndarray:
+        """Each item's map score (the highest value of its current map), NaN where it has none."""
+        return self._scores()
+
     def _scores(self) -> np.ndarray:
         scores = self.project.load_array(PIXEL_MAP_SCORE)
         n = self.project.n_items

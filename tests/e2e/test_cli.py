@@ -13,7 +13,7 @@ from PIL import Image
 from scipy.stats import kendalltau
 
 from oddscope.app.cli import main
-from oddscope.core import cli as core_cli
+from oddscope.core.cli import common as cli_common
 from oddscope.core.models import encoders
 from oddscope.core.project.store import Project
 
@@ -183,7 +183,7 @@ def test_index_with_a_reference_set_scores_only_the_test_images(fake_encoder, tm
 @pytest.mark.parametrize("stage, unit", [("features", "img"), ("map: layout", "epoch"), ("some new stage", "item")])
 def test_progress_bars_name_what_they_count(stage, unit, capsys):
     """A slow stage prints its rate as seconds per unit ("5.00s/item]"), never the unitless "s/]"."""
-    bars = core_cli._Bars()
+    bars = cli_common.Bars()
     bars(stage, 0, 3)
     bars.bar.start_t -= 10  # as if the first two steps took 10 s
     bars(stage, 2, 3)
@@ -193,7 +193,7 @@ def test_progress_bars_name_what_they_count(stage, unit, capsys):
 
 
 def test_a_stage_without_a_total_shows_its_elapsed_time_only(capsys):
-    bars = core_cli._Bars()
+    bars = cli_common.Bars()
     bars("map: umap", 0, 0)
     bars.bar.start_t -= 17
     bars.close()
@@ -202,14 +202,14 @@ def test_a_stage_without_a_total_shows_its_elapsed_time_only(capsys):
 
 def test_ctrl_c_during_index_keeps_finished_batches_and_the_rerun_resumes(fake_encoder, tmp_path, monkeypatch):
     images = _survey(tmp_path / "images", 60, 0, seed=3)
-    bars = core_cli._Bars.__call__
+    bars = cli_common.Bars.__call__
 
     def ctrl_c_after_two_batches(self, stage, done, total):
         bars(self, stage, done, total)
         if stage == "features" and done >= 32:
             raise KeyboardInterrupt  # what Ctrl+C raises in the main thread, here from the progress callback
 
-    monkeypatch.setattr(core_cli._Bars, "__call__", ctrl_c_after_two_batches)
+    monkeypatch.setattr(cli_common.Bars, "__call__", ctrl_c_after_two_batches)
     result = run("index", images, "--project", tmp_path / "p", "--batch-size", "16", *QUICK)
     assert result.exit_code == 130 and "Interrupted. Finished batches are saved" in result.output
     monkeypatch.undo()

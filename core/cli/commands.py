@@ -1,11 +1,4 @@
-"""The ``oddscope`` command: everything the engine does, without a window.
-
-The installed command is :mod:`oddscope.app.cli`, which adds ``open`` and the
-demo's window to this group; core itself never imports the app.
-
-Commands that only read a project open it read-only, so they run while the
-app has it open; commands that write take the project's writer lock.
-"""
+"""The engine's commands; shared options and progress bars are in :mod:`.common`."""
 
 from __future__ import annotations
 
@@ -15,60 +8,13 @@ from pathlib import Path
 
 import click
 
-from oddscope.core.models.registry import DEFAULT_ENCODER, DETECTORS, ENCODERS, METRICS, RANKERS, EncoderError
+from oddscope.core.cli.common import PROJECT, Bars, friendly_errors
+from oddscope.core.cli.maps import maps
+from oddscope.core.models.registry import DEFAULT_ENCODER, DETECTORS, ENCODERS, METRICS, RANKERS
 from oddscope.core.progress import Cancelled
 from oddscope.core.project.csv_paths import PATH_RULE
 from oddscope.core.project.layout import ENCODER, RANKING
-from oddscope.core.project.store import Project, ProjectError
-
-_PROJECT = click.option("--project", "-p", "project_dir", required=True, type=click.Path(file_okay=False),
-                        help="Project folder (created by `oddscope index`).")
-
-
-_STAGE_UNITS = {"features": "img", "map: layout": "epoch"}  # what a stage counts; any other counts items
-
-
-class _Bars:
-    """Terminal progress bars, one per stage, fed by core's progress callbacks; each names what it counts
-    (tqdm prints a rate as ``12.3img/s`` or ``1.86s/item``, never a bare ``s/``).  A stage that starts
-    without a total (e.g. UMAP's neighbour graph) shows its elapsed time only."""
-
-    def __init__(self, quiet: bool = False):
-        self.quiet, self.stage, self.bar = quiet, None, None
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if self.quiet:
-            return
-        from tqdm import tqdm
-
-        if stage != self.stage:
-            self.close()
-            self.stage = stage
-            self.bar = tqdm(total=total, desc=f"{stage:>9}", unit=_STAGE_UNITS.get(stage, "item"),
-                            bar_format=None if total else "{desc}: [{elapsed}]",
-                            file=sys.stderr, mininterval=0.5, dynamic_ncols=True, leave=True)
-        self.bar.total = total
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-def _friendly_errors(fn):
-    """Turn expected failures into one readable line instead of a traceback."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (ProjectError, ValueError, FileNotFoundError, KeyError) as err:
-            raise click.ClickException(str(err).strip("'\"")) from None
-        except EncoderError as err:
-            raise click.ClickException(str(err)) from None
-    return wrapper
+from oddscope.core.project.store import Project
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,7 +25,7 @@ def main():
 
 @main.command()
 @click.argument("images", required=False, type=click.Path(exists=True))
-@_PROJECT
+@PROJECT
 @click.option("--reference", type=click.Path(exists=True),
               help="Folder or CSV of known-normal images: test images are scored against them.")
 @click.option("--encoder", "-e", default=DEFAULT_ENCODER, show_default=True,
@@ -97,7 +43,7 @@ def main():
 @click.option("--no-map", is_flag=True, help="Skip the UMAP map.")
 @click.option("--no-clusters", is_flag=True, help="Skip clustering.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-@_friendly_errors
+@friendly_errors
 def index(images, project_dir, reference, encoder, weights, device, batch_size, workers, dtype, detectors, k,
           max_pixels, no_map, no_clusters, quiet):
     """Index IMAGES (a folder, searched recursively, or a CSV manifest with a `path` column) into a project:
@@ -109,7 +55,7 @@ def index(images, project_dir, reference, encoder, weights, device, batch_size, 
     options = IndexOptions(encoder=encoder, weights=weights, device=device, k=k, batch_size=batch_size,
                            workers=workers, dtype=dtype, max_pixels=max_pixels, make_map=not no_map,
                            make_clusters=not no_clusters, detectors=chosen)
-    bars = _Bars(quiet)
+    bars = Bars(quiet)
     with Project.create(project_dir) as project:
         try:
             summary = index_images(project, images, reference, options, progress=bars)
@@ -167,8 +113,8 @@ def _print_top(project: Project, n: int) -> None:
 
 
 @main.command()
-@_PROJECT
-@_friendly_errors
+@PROJECT
+@friendly_errors
 def info(project_dir):
     """What a project holds: items, encoder and weights, detectors, labels (and what to do next, if unfinished)."""
     from oddscope.core.workflows.readiness import advice_if_not_analysed
@@ -189,9 +135,9 @@ def info(project_dir):
 
 
 @main.command()
-@_PROJECT
+@PROJECT
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Output .csv or .parquet file.")
-@_friendly_errors
+@friendly_errors
 def export(project_dir, out):
     """Write the ranked table: path, rank, anomaly_score, every detector, map, clusters, labels, metadata."""
     from oddscope.core.project.table import export_table
@@ -209,9 +155,9 @@ def labels():
 @labels.command("import", help="Apply the labels in FILE. Bad rows are reported with their line numbers and "
                 "skipped; the good rows are applied, and the exit status is 1 if any row was rejected. "
                 + PATH_RULE + " A file of which no path names an image of the project is an error.")
-@_PROJECT
+@PROJECT
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@_friendly_errors
+@friendly_errors
 def labels_import(project_dir, file):
     from oddscope.core.project.labels_io import import_labels
 
@@ -228,9 +174,9 @@ def labels_import(project_dir, file):
 
 
 @labels.command("export")
-@_PROJECT
+@PROJECT
 @click.argument("file", type=click.Path(dir_okay=False))
-@_friendly_errors
+@friendly_errors
 def labels_export(project_dir, file):
     """Write every label to FILE."""
     from oddscope.core.project.labels_io import export_labels
@@ -241,11 +187,11 @@ def labels_export(project_dir, file):
 
 
 @main.command()
-@_PROJECT
+@PROJECT
 @click.argument("path")
 @click.option("-k", "k", default=10, show_default=True)
 @click.option("--metric", type=click.Choice(list(METRICS)), default=METRICS.default, show_default=True)
-@_friendly_errors
+@friendly_errors
 def neighbours(project_dir, path, k, metric):
     """The k nearest neighbours of the image at PATH, with distances."""
     from oddscope.core.workflows.retrieval import Neighbours
@@ -270,7 +216,7 @@ def neighbours(project_dir, path, k, metric):
               help="is_anomaly holds probabilities or scores: values at or above this count as anomalies.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
-@_friendly_errors
+@friendly_errors
 def evaluate(ctx, project_dir, truth, threshold, as_json):
     if ctx.invoked_subcommand is not None:
         return
@@ -297,7 +243,7 @@ def evaluate(ctx, project_dir, truth, threshold, as_json):
 
 
 @evaluate.command("active")
-@_PROJECT
+@PROJECT
 @click.option("--truth", required=True, type=click.Path(exists=True, dir_okay=False),
               help="CSV with path,relevance (0-5).")
 @click.option("--batch", default=10, show_default=True, help="Items the simulated user scores per round.")
@@ -308,7 +254,7 @@ def evaluate(ctx, project_dir, truth, threshold, as_json):
 @click.option("--threshold", default=4, show_default=True, help="Relevance that counts as found.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)
-@_friendly_errors
+@friendly_errors
 def evaluate_active(project_dir, truth, batch, rounds, seeds, methods, base, threshold, as_json, quiet):
     """Simulate a user scoring the top --batch items each round; compare active-learning methods by the
     relevant items found and among the top 100 of the final ranking."""
@@ -325,7 +271,7 @@ def evaluate_active(project_dir, truth, batch, rounds, seeds, methods, base, thr
     known = relevance.notna().to_numpy()
     if not known.any():
         raise click.ClickException(f"no row of {truth} matches an analysed item")
-    bars = _Bars(quiet or as_json)
+    bars = Bars(quiet or as_json)
     try:
         result = simulate(session.X[known], session.anomaly[known], relevance.to_numpy()[known],
                           methods=tuple(m.strip() for m in methods.split(",")), batch=batch, rounds=rounds,
@@ -343,10 +289,10 @@ def evaluate_active(project_dir, truth, batch, rounds, seeds, methods, base, thr
 
 @main.command(help="Make NAME the project's active ranking: a detector (knn, iforest, ...) or an active-learning "
                    f"method ({', '.join(RANKERS)}), which is fitted on the labels so far.")
-@_PROJECT
+@PROJECT
 @click.argument("name")
 @click.option("--base", default=None, help="Anomaly detector used as the prior of an active-learning method.")
-@_friendly_errors
+@friendly_errors
 def rank(project_dir, name, base):
     from oddscope.core.project.table import detector_names
     from oddscope.core.workflows.active_session import apply_active_ranking
@@ -371,14 +317,14 @@ def rank(project_dir, name, base):
 @click.option("--seed", default=0, show_default=True)
 @click.option("--no-gui", is_flag=True, help="Only build the demo; do not open the app.")
 @click.option("--quiet", "-q", is_flag=True)
-@_friendly_errors
+@friendly_errors
 def demo(out, n_images, seed, no_gui, quiet):
     """Make the demo sky survey (galaxy cutouts with planted anomalies), index it and open it."""
     from oddscope.core.data.demo import make_demo
     from oddscope.core.workflows.pipeline import index_images
 
     out = Path(out)
-    bars = _Bars(quiet)
+    bars = Bars(quiet)
     demo_set = make_demo(out, n_images=n_images, seed=seed, progress=bars)
     bars.close()
     click.echo(f"Wrote {demo_set.n_images} images ({demo_set.n_interesting} interesting, "
@@ -398,5 +344,5 @@ def demo(out, n_images, seed, no_gui, quiet):
         open_app(out / "project")
 
 
-if __name__ == "__main__":
-    main()
+
+main.add_command(maps)

@@ -1,0 +1,66 @@
+"""``oddscope maps ...`` and ``oddscope evaluate segmentation``: per-pixel anomaly maps from the terminal."""
+
+from __future__ import annotations
+
+import click
+
+from oddscope.core.cli.common import PROJECT, Bars, friendly_errors
+from oddscope.core.project.store import Project
+
+_MODE = click.option("--mode", type=click.Choice(["auto", "reference", "zero-shot"]), default="auto",
+                     show_default=True, help="reference: normal patches from the project's --reference images; "
+                     "zero-shot: each image against a pool of the others; auto: reference when there are some.")
+
+
+@click.group()
+def maps():
+    """Per-pixel anomaly maps: where in each image the anomaly is.
+
+    Map values are calibrated on normal pixels, never per image: a value v means
+    about one normal pixel in 10^v is as anomalous (0: as normal as the normal
+    set, 3: one in a thousand), so the same colour means the same on every image.
+    """
+
+
+@maps.command("compute")
+@PROJECT
+@_MODE
+@click.option("--refit", is_flag=True, help="Fit the map model again (maps are recomputed).")
+@click.option("--quiet", "-q", is_flag=True)
+@friendly_errors
+def maps_compute(project_dir, mode, refit, quiet):
+    """Fit the map model if needed and compute every image's map (the image score becomes `score_patchmap`)."""
+    from oddscope.core.workflows.segmentation import PixelMaps
+
+    bars = Bars(quiet)
+    with Project.open(project_dir, writable=True) as project:
+        pixel_maps = PixelMaps(project)
+        try:
+            if refit or mode != "auto" or pixel_maps.scorer is None:
+                pixel_maps.fit(None if mode == "auto" else mode, progress=bars)
+            done = pixel_maps.compute(progress=bars)
+        finally:
+            bars.close()
+        click.echo(f"Computed {len(done)} map(s) ({pixel_maps.scorer.mode} mode); rank by them with "
+                   f"`oddscope rank -p {project_dir} patchmap`")
+
+
+@maps.command("export")
+@PROJECT
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the PNGs.")
+@click.option("--threshold", default=None, type=float,
+              help="Mask threshold in calibrated units (default 3: one normal pixel in a thousand).")
+@click.option("--quiet", "-q", is_flag=True)
+@friendly_errors
+def maps_export(project_dir, out, threshold, quiet):
+    """Write each image's heat map (NAME.map.png, fixed colour scale 0-6) and mask (NAME.mask.png), and maps.csv."""
+    from oddscope.core.workflows.map_export import DEFAULT_THRESHOLD, export_maps, threshold_meaning
+
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+    bars = Bars(quiet)
+    with Project.open(project_dir, writable=True) as project:
+        try:
+            table = export_maps(project, out, threshold, progress=bars)
+        finally:
+            bars.close()
+    click.echo(f"Wrote {len(table)} heat map(s) and mask(s) to {out}, threshold {threshold_meaning(threshold)}")

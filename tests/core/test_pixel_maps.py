@@ -1,0 +1,169 @@
+"""Per-pixel anomaly maps: the defect is where the map says, calibration means what it says, corrections teach.
+
+Images are a regular texture (random phase, sensor noise) with defects planted
+at known places; features come from the real default encoder.
+"""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from oddscope.core.models.patches import Calibration, PatchScorer
+from oddscope.core.models.patches.bank import greedy_coreset, nearest_distances
+from oddscope.core.progress import Cancelled, Progress
+from oddscope.core.project.layout import PIXEL_MAP_SCORE
+from oddscope.core.project.store import Project
+from oddscope.core.workflows.pipeline import IndexOptions, index_images
+from oddscope.core.workflows.map_export import resize_map
+from oddscope.core.workflows.segmentation import PixelMaps
+
+SIZE = 224
+SQUARE = (slice(96, 124), slice(56, 84))  # rows, columns of the planted dark square
+QUICK = IndexOptions(detectors=("knn",), make_map=False, make_clusters=False, workers=0)
+
+
+def texture(rng, square=False, ring=False) -> np.ndarray:
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    phase = rng.uniform(0, 2 * np.pi, 2)
+    value = 128 + 50 * np.sin(xx / 4.0 + phase[0]) * np.sin(yy / 6.0 + phase[1]) + rng.normal(0, 6, (SIZE, SIZE))
+    image = np.stack([value, 0.9 * value, 0.8 * value], axis=-1)
+    if square:
+        image[SQUARE] = 30
+    if ring:  # a bright ring at the top right: the "pattern" a correction teaches is normal
+        r = np.hypot(yy - 50, xx - 170)
+        image[(r > 14) & (r < 22)] = 250
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def in_cells(index, map_size, rows, cols, margin=2):
+    """Whether map cell ``index`` lies over the pixel rectangle rows x cols (within ``margin`` cells)."""
+    scale = map_size / SIZE
+    r, c = index
+    return (rows.start * scale - margin <= r <= rows.stop * scale + margin
+            and cols.start * scale - margin <= c <= cols.stop * scale + margin)
+
+
+@pytest.fixture(scope="module")
+def texture_project(tmp_path_factory):
+    """10 normal references; tests: 3 normal, 2 with the square, 2 with the ring pattern."""
+    root = tmp_path_factory.mktemp("texture")
+    rng = np.random.default_rng(0)
+    for folder in ("reference", "images"):
+        (root / folder).mkdir()
+    for i in range(10):
+        Image.fromarray(texture(rng)).save(root / "reference" / f"ref{i}.png")
+    kinds = {"normal0": {}, "normal1": {}, "normal2": {}, "square0": {"square": True}, "square1": {"square": True},
+             "ring0": {"ring": True}, "ring1": {"ring": True}}
+    for name, kind in kinds.items():
+        Image.fromarray(texture(rng, **kind)).save(root / "images" / f"{name}.png")
+    with Project.create(root / "project") as project:
+        index_images(project, root / "images", root / "reference", QUICK)
+    return root
+
+
+def _ids(project, root):
+    return {p.stem: project.item_id(p) for p in sorted((root / "images").glob("*.png"))}
+
+
+def test_the_map_peaks_inside_a_planted_defect_and_scores_it_above_normal_images(texture_project):
+    with Project.open(texture_project / "project", writable=True) as project:
+        maps = PixelMaps(project)
+        ids = _ids(project, texture_project)
+        maps.compute()
+        scores = maps.scores()
+        for name in ("square0", "square1"):
+            values = maps.map(ids[name])
+            peak = np.unravel_index(np.argmax(values), values.shape)
+            assert in_cells(peak, values.shape[0], *SQUARE), (name, peak)
+        normal = max(scores[ids[f"normal{i}"]] for i in range(3))
+        assert min(scores[ids["square0"]], scores[ids["square1"]]) > normal + 3
+        assert maps.scorer.mode == "reference"
+
+
+def test_a_this_is_normal_correction_clears_the_same_pattern_on_another_image(texture_project, tmp_path):
+    import shutil
+
+    shutil.copytree(texture_project, tmp_path / "copy")
+    with Project.open(tmp_path / "copy" / "project", writable=True) as project:
+        maps = PixelMaps(project)
+        ids = _ids(project, tmp_path / "copy")
+        maps.compute()
+        before = maps.scores()
+        normal = max(before[ids[f"normal{i}"]] for i in range(3))
+        assert before[ids["ring1"]] > normal + 10, "the unseen ring pattern should alarm before the correction"
+        region = resize_map(maps.map(ids["ring0"]), SIZE, SIZE) > 1.0  # the user paints over the alarm
+        assert not region[SQUARE].any() and maps.mark_normal(ids["ring0"], region) > 0
+        assert np.isnan(maps.scores()).all(), "a correction marks every map stale"
+        maps.compute()
+        after = maps.scores()
+        assert after[ids["ring1"]] < normal + 1.0, "the same pattern on another image is normal now"
+        assert after[ids["square0"]] > normal + 3, "the correction must not clear other defects"
+
+
+def test_zero_shot_finds_the_defect_among_the_collection_without_references(texture_project, tmp_path):
+    import shutil
+
+    shutil.copytree(texture_project, tmp_path / "copy")
+    with Project.open(tmp_path / "copy" / "project", writable=True) as project:
+        maps = PixelMaps(project)
+        maps.fit("zero-shot")
+        maps.compute()
+        ids = _ids(project, tmp_path / "copy")
+        scores = maps.scores()
+        values = maps.map(ids["square0"])
+        assert in_cells(np.unravel_index(np.argmax(values), values.shape), values.shape[0], *SQUARE)
+        assert min(scores[ids["square0"]], scores[ids["square1"]]) > max(scores[ids[f"normal{i}"]] for i in range(3))
+
+
+def test_maps_are_cached_and_a_cancelled_run_resumes_with_the_rest(texture_project, tmp_path):
+    import shutil
+
+    shutil.copytree(texture_project, tmp_path / "copy")
+    with Project.open(tmp_path / "copy" / "project", writable=True) as project:
+        maps = PixelMaps(project)
+        maps.fit()
+        progress = Progress(lambda stage, done, total: progress.cancel() if stage == "maps" and done else None)
+        with pytest.raises(Cancelled):
+            maps.compute(batch_size=2, progress=progress)
+        finished = np.isfinite(maps.scores()).sum()
+        assert finished == 2
+        rest = maps.compute(batch_size=2)
+        assert len(rest) == 7 - finished and np.isfinite(project.load_array(PIXEL_MAP_SCORE)).sum() == 7
+        assert len(PixelMaps(project).compute()) == 0, "a reopened project keeps its maps"
+
+
+def test_calibrated_units_are_false_positive_rates_on_normal_values():
+    rng = np.random.default_rng(1)
+    calibration = Calibration.fit(rng.gamma(2.0, 1.0, 200_000))
+    fresh = calibration(rng.gamma(2.0, 1.0, 400_000))
+    for units in (1.0, 2.0, 3.0):
+        rate = (fresh >= units).mean()
+        assert 0.7 * 10**-units < rate < 1.3 * 10**-units, (units, rate)
+    assert calibration(np.array([0.0]))[0] == 0
+    far = calibration(np.array([30.0, 60.0]))
+    assert 6 < far[0] < far[1], "values beyond every normal one keep growing"
+    assert Calibration.from_dict(calibration.to_dict())(np.array([5.0])) == calibration(np.array([5.0]))
+
+
+def test_the_greedy_coreset_covers_the_patches_better_than_a_random_subset():
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(40, 16)) * 10
+    patches = (centres[rng.integers(0, 40, 5000)] + rng.normal(size=(5000, 16))).astype(np.float32)
+    patches[:5] += 60  # a few far outliers a random subset misses
+    chosen = greedy_coreset(patches, 200, seed=0)
+    random = rng.choice(len(patches), 200, replace=False)
+    worst_greedy = nearest_distances(patches, patches[chosen]).max()
+    worst_random = nearest_distances(patches, patches[random]).max()
+    assert len(set(chosen)) == 200 and worst_greedy < 0.5 * worst_random
+
+
+def test_nearest_distances_are_exact():
+    rng = np.random.default_rng(3)
+    queries, bank = rng.normal(size=(300, 8)), rng.normal(size=(2000, 8))
+    brute = np.sqrt(((queries[:, None] - bank[None]) ** 2).sum(-1)).min(1)
+    np.testing.assert_allclose(nearest_distances(queries, bank), brute, rtol=1e-4, atol=1e-4)
+
+
+def test_a_reference_mode_scorer_needs_two_normal_images():
+    with pytest.raises(ValueError, match="at least 2 normal images"):
+        PatchScorer("reference", SIZE).fit_reference(np.zeros((1, 4, 4, 8), np.float32))
