@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from oddscope.core.cli.common import PROJECT, Bars, friendly_errors
-from oddscope.core.cli.maps import maps
+from oddscope.core.cli.maps import evaluate_segmentation, maps
 from oddscope.core.models.registry import DEFAULT_ENCODER, DETECTORS, ENCODERS, METRICS, RANKERS
 from oddscope.core.progress import Cancelled
 from oddscope.core.project.csv_paths import PATH_RULE
@@ -346,3 +346,4 @@ def demo(out, n_images, seed, no_gui, quiet):
 
 
 main.add_command(maps)
+evaluate.add_command(evaluate_segmentation)

@@ -64,3 +64,30 @@ def maps_export(project_dir, out, threshold, quiet):
         finally:
             bars.close()
     click.echo(f"Wrote {len(table)} heat map(s) and mask(s) to {out}, threshold {threshold_meaning(threshold)}")
+
+
+@click.command("segmentation")
+@PROJECT
+@click.option("--masks", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of ground-truth masks named like the images (<stem>.png, <stem>_mask.png, or in "
+                   "subfolders mirroring the images'); a missing or empty mask means normal.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--quiet", "-q", is_flag=True)
+@friendly_errors
+def evaluate_segmentation(project_dir, masks, as_json, quiet):
+    """Per-pixel maps against masks: image AUROC, pixel AUROC and PRO (AUPRO up to 30% false positives)."""
+    from oddscope.core.workflows.segmentation_eval import evaluate_segmentation as evaluate
+
+    bars = Bars(quiet or as_json)
+    with Project.open(project_dir, writable=True) as project:
+        try:
+            report = evaluate(project, masks, progress=bars)
+        finally:
+            bars.close()
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=float))
+        return
+    click.echo(f"{report['n_images']} images, {report['n_defective']} defective; {report['masks']}; "
+               f"{report['mode']} mode")
+    for key, name in (("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"), ("pro", "PRO (30% FPR)")):
+        click.echo(f"{name:>14}  {report[key]:.3f}")
