@@ -8,15 +8,15 @@ range that an inspector would accept counts.
 
 Memory: the evaluation may hold 10^8-10^9 pixels (maps are compared at the
 images' full size), so no function here concatenates or sorts all pixels.
-Scores are binned on one threshold axis instead, two passes over the images:
-the axis is the distinct values of a random sample of ``_SAMPLE_SIZE`` pixel
-scores (every pixel when there are fewer), each value with a bin of its own
-for exact ties and a bin for the open interval up to the next value.  Tied
-pixels are handled exactly (as sklearn does: half credit); pixels of one open
-interval count as tied, which moves AUROC or AUPRO by at most half the
-fraction of normal pixels in one interval (about 1e-5 at this sample size).
-With fewer pixels than the sample size every value has its own bin and the
-results equal a sort of all pixels.
+Scores are binned on one threshold axis instead, in two passes over the
+images: the axis is the distinct values of a random sample of ``_SAMPLE_SIZE``
+normal and as many defect pixel scores (all of them when they are fewer), and
+bin k holds the scores in (axis[k - 1], axis[k]].  Pixels of one bin count as
+tied (half credit, as sklearn gives true ties), which moves AUROC or AUPRO by
+at most about the share of either class strictly between two neighbouring
+sampled values: a few times 1 / ``_SAMPLE_SIZE``, however rare the defects.
+With fewer pixels than the sample size each distinct score has its own bin
+and the results equal those of a sort of all pixels.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def segmentation_report(maps, masks, image_scores, max_fpr: float = 0.3) -> dict
 
 @dataclass
 class _Histograms:
-    """Per score bin (lowest score first): normal pixels, defect pixels, and defect pixels weighed 1/region area."""
+    """Per score bin (lowest score first): normal pixels, defect pixels, and defect pixels weighted 1/region area."""
 
     normal: np.ndarray
     defect: np.ndarray
@@ -138,10 +138,10 @@ def _histograms(maps, masks) -> _Histograms:
     if len(maps) != len(masks):
         raise ValueError(f"{len(maps)} anomaly maps but {len(masks)} masks")
     axis = _threshold_axis(maps, masks)
-    n_bins = 2 * axis.size + 1
+    n_bins = axis.size + 1
     hist = _Histograms(np.zeros(n_bins), np.zeros(n_bins), np.zeros(n_bins), 0, [])
     for i, mask in enumerate(masks):
-        bins = _bin(axis, _scores(maps[i], mask, i))
+        bins = np.searchsorted(axis, _scores(maps[i], mask, i).ravel())  # bin k: scores in (axis[k-1], axis[k]]
         defect_bins = bins[mask.ravel()]
         hist.normal += np.bincount(bins[~mask.ravel()], minlength=n_bins)
         hist.defect += np.bincount(defect_bins, minlength=n_bins)
@@ -156,24 +156,18 @@ def _histograms(maps, masks) -> _Histograms:
 
 
 def _threshold_axis(maps, masks) -> np.ndarray:
-    """Sorted distinct scores of a random sample of pixels (all pixels when they are few)."""
-    total = sum(mask.size for mask in masks)
+    """Sorted distinct scores of a random sample of the normal pixels and one of the defect pixels."""
+    n_defect = sum(int(mask.sum()) for mask in masks)
+    n_normal = sum(mask.size for mask in masks) - n_defect
     rng = np.random.default_rng(0)
     sample = []
     for i, mask in enumerate(masks):
-        scores = _scores(maps[i], mask, i).ravel()
-        if total > _SAMPLE_SIZE:
-            scores = scores[rng.integers(0, scores.size, math.ceil(scores.size * _SAMPLE_SIZE / total))]
-        sample.append(scores)
+        scores = _scores(maps[i], mask, i)
+        for pixels, total in ((scores[mask], n_defect), (scores[~mask], n_normal)):
+            if total > _SAMPLE_SIZE:
+                pixels = pixels[rng.integers(0, pixels.size, math.ceil(pixels.size * _SAMPLE_SIZE / total))]
+            sample.append(pixels)
     return np.unique(np.concatenate(sample)) if sample else np.zeros(0)
-
-
-def _bin(axis: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Bin 2k + 1 holds scores equal to axis[k], bin 2k those strictly between axis[k - 1] and axis[k]."""
-    flat = scores.ravel()
-    index = np.searchsorted(axis, flat)  # axis[index - 1] < score <= axis[index]
-    on_axis = axis[np.minimum(index, axis.size - 1)] == flat
-    return 2 * index + on_axis
 
 
 def _scores(anomaly_map, mask: np.ndarray, i: int) -> np.ndarray:
