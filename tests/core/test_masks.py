@@ -41,6 +41,12 @@ def test_flat_folder_with_bare_stem_and_gt_names(tmp_path):
                                  "1 by <stem>_gt in the mask folder); 1 without a mask (normal)")
 
 
+def test_a_fits_image_matches_by_the_name_before_its_double_extension(tmp_path):
+    image = str(tmp_path / "sky" / "field7.fits.gz")  # matching reads names only: the image need not exist
+    mask = _save(tmp_path / "masks" / "field7_mask.png", np.zeros((4, 4), np.uint8))
+    assert find_masks(tmp_path / "masks", [image]) == {image: mask}
+
+
 def test_masks_beside_their_images_never_match_the_images_themselves(tmp_path):
     images = _images(tmp_path, "a.png", "b.png")
     mask = _save(tmp_path / "a_mask.png", np.zeros((4, 4), np.uint8))

@@ -120,6 +120,7 @@ def test_pro_regions_are_8_connected():
     assert aupro([found], [mask]) == pytest.approx((0.25 + 0.25 + 0.75 * 0.3) / 2)
 
 
+@pytest.mark.filterwarnings("error")  # undefined is NaN by decision, not by a division by zero
 def test_images_without_defects_count_as_false_positives_and_alone_leave_metrics_undefined():
     rng = np.random.default_rng(5)
     maps, masks = _defects(rng, [(40, 40)] * 3)
@@ -132,7 +133,8 @@ def test_images_without_defects_count_as_false_positives_and_alone_leave_metrics
     report = segmentation_report([rng.random((8, 8)) for _ in normal], normal, [0.1, 0.2])
     assert report["n_defective"] == 0 and report["n_images"] == 2
     assert all(math.isnan(report[key]) for key in ("image_auroc", "pixel_auroc", "pro"))
-    assert math.isnan(aupro([np.ones((4, 4))], [np.ones((4, 4), bool)]))  # no normal pixel: no FPR
+    all_defect = ([np.ones((4, 4))], [np.ones((4, 4), bool)])  # no normal pixel: no FPR
+    assert math.isnan(aupro(*all_defect)) and math.isnan(pixel_auroc(*all_defect))
 
 
 def test_image_auroc_is_detection_auroc():
