@@ -57,7 +57,9 @@ def pixel_auroc(maps, masks) -> float:
 
     ``maps``: float (H, W) arrays, higher = more anomalous; ``masks``: bool
     (H, W) arrays; images may differ in size, and a map whose shape differs
-    from its mask's is resized to it (:func:`resize_map`).
+    from its mask's is resized to it (:func:`resize_map`).  ``maps`` is read
+    twice: a sequence that loads each map on access holds one image at a time
+    (an iterator is listed first).
     """
     return _histograms(maps, masks).auroc()
 
