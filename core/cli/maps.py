@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from oddscope.core.cli.common import PROJECT, Bars, friendly_errors

@@ -15,6 +15,7 @@ import pandas as pd
 from PIL import Image
 
 from oddscope.core.models.patches import Calibration
+from oddscope.core.models.segmentation_metrics import resize_map
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.segmentation import PixelMaps
 
@@ -31,12 +32,6 @@ def heat_rgb(values: np.ndarray) -> np.ndarray:
     """Calibrated values -> RGB uint8 on the fixed scale 0..SCALE_MAX."""
     index = np.clip(np.asarray(values, np.float32) / SCALE_MAX * 255.0, 0, 255).astype(np.uint8)
     return HEAT_COLOURS[index]
-
-
-def resize_map(values: np.ndarray, width: int, height: int) -> np.ndarray:
-    """A map over the whole image, resized (bilinear) to ``width`` x ``height`` pixels."""
-    image = Image.fromarray(np.asarray(values, np.float32), mode="F")
-    return np.asarray(image.resize((int(width), int(height)), Image.Resampling.BILINEAR))
 
 
 def export_maps(project: Project, out, threshold: float = DEFAULT_THRESHOLD, progress=None) -> pd.DataFrame:
@@ -62,7 +57,7 @@ def export_maps(project: Project, out, threshold: float = DEFAULT_THRESHOLD, pro
         path = project.resolve(items.at[item_id, "path"])
         with Image.open(path) as image:
             width, height = image.size
-        full = resize_map(values, width, height)
+        full = resize_map(values, (height, width))
         name = f"{stems[item_id]}_{item_id}" if duplicated[item_id] else stems[item_id]
         Image.fromarray(heat_rgb(full)).save(out / f"{name}.map.png")
         mask = full >= threshold

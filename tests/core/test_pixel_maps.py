@@ -10,11 +10,11 @@ from PIL import Image
 
 from oddscope.core.models.patches import Calibration, PatchScorer
 from oddscope.core.models.patches.bank import greedy_coreset, nearest_distances
+from oddscope.core.models.segmentation_metrics import resize_map
 from oddscope.core.progress import Cancelled, Progress
 from oddscope.core.project.layout import PIXEL_MAP_SCORE
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.pipeline import IndexOptions, index_images
-from oddscope.core.workflows.map_export import resize_map
 from oddscope.core.workflows.segmentation import PixelMaps
 
 SIZE = 224
@@ -91,7 +91,7 @@ def test_a_this_is_normal_correction_clears_the_same_pattern_on_another_image(te
         before = maps.scores()
         normal = max(before[ids[f"normal{i}"]] for i in range(3))
         assert before[ids["ring1"]] > normal + 10, "the unseen ring pattern should alarm before the correction"
-        region = resize_map(maps.map(ids["ring0"]), SIZE, SIZE) > 1.0  # the user paints over the alarm
+        region = resize_map(maps.map(ids["ring0"]), (SIZE, SIZE)) > 1.0  # the user paints over the alarm
         assert not region[SQUARE].any() and maps.mark_normal(ids["ring0"], region) > 0
         assert np.isnan(maps.scores()).all(), "a correction marks every map stale"
         maps.compute()
@@ -167,3 +167,38 @@ def test_nearest_distances_are_exact():
 def test_a_reference_mode_scorer_needs_two_normal_images():
     with pytest.raises(ValueError, match="at least 2 normal images"):
         PatchScorer("reference", SIZE).fit_reference(np.zeros((1, 4, 4, 8), np.float32))
+
+
+def test_cli_evaluates_maps_against_masks_and_exports_them(texture_project, tmp_path):
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from oddscope.core.cli import main
+
+    shutil.copytree(texture_project, tmp_path / "copy")
+    project = tmp_path / "copy" / "project"
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    ring = (np.hypot(yy - 50, xx - 170) > 14) & (np.hypot(yy - 50, xx - 170) < 22)
+    for name in ("square0", "square1", "ring0", "ring1"):
+        mask = np.zeros((SIZE, SIZE), np.uint8)
+        mask[SQUARE if name.startswith("square") else ring] = 255
+        Image.fromarray(mask).save(masks / f"{name}_mask.png")
+    result = CliRunner().invoke(main, ["evaluate", "segmentation", "-p", str(project), "--masks", str(masks), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["n_images"] == 7 and report["n_defective"] == 4 and report["mode"] == "reference"
+    assert report["pixel_auroc"] > 0.95 and report["image_auroc"] == 1.0 and report["pro"] > 0.7
+    assert report["maps_computed"] == 7 and "masks for 4 of 7 images" in report["masks"]
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["maps", "export", "-p", str(project), "-o", str(out), "--threshold", "3"])
+    assert result.exit_code == 0, result.output
+    mask = np.asarray(Image.open(out / "square0.mask.png")) > 0
+    heat = Image.open(out / "square0.map.png")
+    assert heat.size == (SIZE, SIZE) and heat.mode == "RGB" and mask.shape == (SIZE, SIZE)
+    assert mask[SQUARE].mean() > 0.9 and mask.mean() < 0.2, "the mask covers the defect and little else"
+    assert not (np.asarray(Image.open(out / "normal0.mask.png")) > 0).mean() > 0.01
