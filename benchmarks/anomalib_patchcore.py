@@ -15,7 +15,10 @@ score (num_neighbors=9 reweighting) and its map (nearest upsampling + Gaussian b
 sigma 4).  CPU, torch's default thread count.
 
 anomalib is an optional extra (``pip install -e .[bench-patchcore]``), never imported by
-the app; with ``--json FILE`` the figures are also written as JSON.  Image AUROC: image
+the app; tested with anomalib 2.7.0, torch 2.14.1, timm 1.0.31 in a venv of its own.  On a
+shared machine run it under ``ulimit -v 8000000``: one run here grew to 22 GB during the
+coreset selection and was killed by the kernel (later runs held 1.1 GB; not reproduced).
+With ``--json FILE`` the figures are also written as JSON.  Image AUROC: image
 scores against "has a mask"; pixel AUROC: every test pixel, maps resized bilinearly to
 the mask size.
 """
