@@ -1,0 +1,77 @@
+"""Masked image sets for the segmentation benchmarks, split as "good images as reference".
+
+    from seg_data import mpdd_split; reference, test, masks = mpdd_split("/work/data/mpdd_metal_plate")
+
+Every split returns ``(reference_paths, test_paths, mask_paths)``: the known-normal images a
+memory bank is built from, the images to score, and for each test image the path of its defect
+mask (pixels > 0 are defective) or ``None`` for a normal image.  An image is defective exactly
+when it has a mask, so one list gives both the image labels and the pixel truth.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from oddscope.core.data.images import is_image_path
+
+
+def mpdd_split(root, seed: int = 0) -> tuple[list[str], list[str], list[str | None]]:
+    """MPDD (``labels.csv``: path,label,mask; label good/defect): half the good images as reference.
+
+    The other half of the good images and all defective ones form the test set, in the
+    order of ``labels.csv``; the seeded permutation only decides which good images are
+    reference, so a seed reproduces the split.  Paths are absolute.
+    """
+    root = Path(root)
+    with open(root / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    good = [i for i, row in enumerate(rows) if row["label"] == "good"]
+    chosen = np.random.default_rng(seed).permutation(len(good))[: len(good) // 2]
+    reference_rows = {good[i] for i in chosen}
+    reference = [str(root / rows[i]["path"]) for i in sorted(reference_rows)]
+    test, masks = [], []
+    for i, row in enumerate(rows):
+        if i in reference_rows:
+            continue
+        test.append(str(root / row["path"]))
+        masks.append(str(root / row["mask"]) if row["label"] == "defect" else None)
+    return reference, test, masks
+
+
+def folder_split(root) -> tuple[list[str], list[str], list[str | None]]:
+    """A set laid out as ``reference/`` (normal), ``images/`` (test) and ``masks/`` (defective only).
+
+    A test image's mask is the file in ``masks/`` with the same stem; images without
+    one are normal.  Files are taken in sorted name order.
+    """
+    root = Path(root)
+    reference = _images_in(root / "reference")
+    test = _images_in(root / "images")
+    masks_by_stem = {Path(p).stem: p for p in _images_in(root / "masks")} if (root / "masks").is_dir() else {}
+    masks = [masks_by_stem.pop(Path(p).stem, None) for p in test]
+    if masks_by_stem:
+        raise ValueError(f"{root / 'masks'}: masks without a test image: {sorted(masks_by_stem)[:5]}")
+    return reference, test, masks
+
+
+def load_mask(path: str | None, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean (H, W) defect mask (pixels > 0); all False for a normal image (``path`` None)."""
+    if path is None:
+        return np.zeros(shape, dtype=bool)
+    mask = np.asarray(Image.open(path).convert("L")) > 0
+    if mask.shape != tuple(shape):
+        raise ValueError(f"{path}: mask is {mask.shape}, its image {tuple(shape)}")
+    return mask
+
+
+def _images_in(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no folder {folder}")
+    paths = sorted(str(p) for p in folder.iterdir() if p.is_file() and is_image_path(p))
+    if not paths:
+        raise ValueError(f"no images in {folder}")
+    return paths
