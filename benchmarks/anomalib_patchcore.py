@@ -15,9 +15,10 @@ score (num_neighbors=9 reweighting) and its map (nearest upsampling + Gaussian b
 sigma 4).  CPU, torch's default thread count.
 
 anomalib is an optional extra (``pip install -e .[bench-patchcore]``), never imported by
-the app; tested with anomalib 2.7.0, torch 2.14.1, timm 1.0.31 in a venv of its own.  On a
-shared machine run it under ``ulimit -v 8000000``: one run here grew to 22 GB during the
-coreset selection and was killed by the kernel (later runs held 1.1 GB; not reproduced).
+the app; tested with anomalib 2.7.0, torch 2.14.1, timm 1.0.31 in a venv of its own.  The fit
+runs under ``torch.no_grad()``: outside Lightning's trainer nothing else turns autograd
+off, and anomalib's coreset loop then kept a graph of every step (22 GB before the kernel
+killed it).
 With ``--json FILE`` the figures are also written as JSON.  Image AUROC: image
 scores against "has a mask"; pixel AUROC: every test pixel, maps resized bilinearly to
 the mask size.
@@ -76,9 +77,10 @@ def run_anomalib_patchcore(train_paths, test_paths, *, image_size: int = 224, co
 
     start = time.perf_counter()
     model.train()  # anomalib's training mode: forward() only stores the patch embeddings
-    for batch in batches(list(train_paths)):
-        model(batch)
-    model.subsample_embedding(coreset_ratio)
+    with torch.no_grad():  # outside Lightning nobody turns autograd off: the coreset loop then kept a graph
+        for batch in batches(list(train_paths)):  # of every step and grew to 22 GB
+            model(batch)
+        model.subsample_embedding(coreset_ratio)
     fit_s = time.perf_counter() - start
 
     start = time.perf_counter()
