@@ -206,7 +206,7 @@ def _crack(rng, scene: _Scene, s: float):
         if _on_part(points, room):
             break
     dist, along = _curve_distance(points, size)
-    half_width = rng.uniform(0.9, 1.4) * s * (1.0 - 0.5 * along)
+    half_width = rng.uniform(1.1, 1.8) * s * (1.0 - 0.5 * along)
     return _stroke(dist, half_width), 0.12 * scene.image
 
 
