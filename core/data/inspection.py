@@ -98,7 +98,7 @@ def _render_texture(rng: np.random.Generator, size: int) -> _Scene:
     shade = (0.1 + 0.72 * profile * yarn[thread] + fibres) * _lighting(rng, size, 0.25)
     colour = _tint(rng, [0.66, 0.63, 0.56]) * rng.uniform(0.88, 1.12)
     image = shade[..., None] * colour
-    backdrop = np.broadcast_to(np.float32(0.05), image.shape)
+    backdrop = np.broadcast_to(np.float32(0.05), image.shape)  # the dark backing behind the weave
     return _Scene(image.astype(np.float32), np.ones((size, size), np.float32), backdrop)
 
 
@@ -120,8 +120,8 @@ def _render_object(rng: np.random.Generator, size: int) -> _Scene:
     lit = np.cos(phi - light)
     face = 0.62 + 0.07 * lit * r / apothem + 0.025 * np.sin(2 * np.pi * r / (3.0 * s))  # turning marks
     bevel = 0.5 + 0.3 * lit  # the chamfer that rounds the corners faces outward
-    thread = 0.32 - 0.18 * lit  # the thread inside the bore faces inward: lit from the other side
-    shade = np.where(r > chamfer_r, bevel, np.where(r < hole_r + 6.0 * s, thread, face))
+    bore = 0.32 - 0.18 * lit  # the bore's chamfer faces inward: lit from the other side
+    shade = np.where(r > chamfer_r, bevel, np.where(r < hole_r + 6.0 * s, bore, face))
     metal = _tint(rng, [0.8, 0.81, 0.84]) * rng.uniform(0.85, 1.1)
     belt = _tint(rng, [0.24, 0.3, 0.34], 0.06) * rng.uniform(0.85, 1.15)
     backdrop = (_lighting(rng, size, 0.2)[..., None] * belt).astype(np.float32)
@@ -334,9 +334,10 @@ def make_inspection(out, n_reference: int = 200, n_normal: int = 100, n_defectiv
     plan = []  # (folder, kind, number, defect)
     for kind, n_ref in zip(KINDS, _split(n_reference, len(KINDS))):
         plan += [("reference", kind, i, None) for i in range(n_ref)]
-    for k, (kind, n_ok, n_bad) in enumerate(zip(KINDS, _split(n_normal, len(KINDS)), _split(n_defective, len(KINDS)))):
-        defects = _test_plan(kind, n_ok, n_bad, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, k))))
-        plan += [("images", kind, i, defect) for i, defect in enumerate(defects)]
+    normal_split, defective_split = _split(n_normal, len(KINDS)), _split(n_defective, len(KINDS))
+    for k, (kind, n_ok, n_bad) in enumerate(zip(KINDS, normal_split, defective_split)):
+        plan_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, k)))
+        plan += [("images", kind, i, defect) for i, defect in enumerate(_test_plan(kind, n_ok, n_bad, plan_rng))]
 
     rows = []
     for done, (folder, kind, i, defect) in enumerate(plan, start=1):
