@@ -195,6 +195,17 @@ class FakeEncoder:
         self.encoded += len(batch)
         return (batch.reshape(len(batch), -1).astype(np.float64) @ self._projection).astype(np.float32) / 1000
 
+    @property
+    def stages(self) -> list[dict]:
+        """Two "stages" (strides 2 and 4) for per-pixel maps: block means of the pixels."""
+        return [{"reduction": 2, "num_chs": 3, "module": "fake.2"}, {"reduction": 4, "num_chs": 3, "module": "fake.4"}]
+
+    def stage_features(self, batch, indices):
+        import torch
+
+        x = torch.as_tensor(np.asarray(batch)).permute(0, 3, 1, 2).float() / 255
+        return [torch.nn.functional.avg_pool2d(x, self.stages[i]["reduction"]) for i in indices]
+
     def describe(self) -> dict:
         return {"spec": self.spec, "weights": "none (test double)", "dim": self.dim,
                 "input_size": self.input_size}

@@ -310,39 +310,79 @@ def rank(project_dir, name, base):
         _print_top(project, 10)
 
 
-@main.command()
-@click.option("--out", "-o", default="oddscope-demo", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for images/, truth.csv and project/.")
-@click.option("--n-images", default=2000, show_default=True)
-@click.option("--seed", default=0, show_default=True)
-@click.option("--no-gui", is_flag=True, help="Only build the demo; do not open the app.")
-@click.option("--quiet", "-q", is_flag=True)
-@friendly_errors
-def demo(out, n_images, seed, no_gui, quiet):
-    """Make the demo sky survey (galaxy cutouts with planted anomalies), index it and open it."""
+def _write_sky_demo(out: Path, n_images: int, seed: int, bars: Bars) -> tuple[Path, None, list[str]]:
+    """The sky survey: ``(images folder, no reference, how to evaluate it)``."""
     from oddscope.core.data.demo import make_demo
-    from oddscope.core.workflows.pipeline import index_images
 
-    out = Path(out)
-    bars = Bars(quiet)
     demo_set = make_demo(out, n_images=n_images, seed=seed, progress=bars)
     bars.close()
     click.echo(f"Wrote {demo_set.n_images} images ({demo_set.n_interesting} interesting, "
                f"{demo_set.n_artefacts} artefacts) to {demo_set.images_dir}; truth in {demo_set.truth_csv}")
+    return demo_set.images_dir, None, [
+        f"Evaluate: oddscope evaluate --project {out / 'project'} --truth {demo_set.truth_csv}"]
+
+
+def _write_inspection_demo(out: Path, n_images: int, seed: int, bars: Bars) -> tuple[Path, Path, list[str]]:
+    """The inspection set, ``n_images`` in all (half reference, a quarter normal and a quarter defective test
+    images): ``(images folder, reference folder, how to evaluate it)``."""
+    from oddscope.core.data.inspection import make_inspection
+
+    n_reference, n_normal = n_images // 2, n_images // 4
+    inspection = make_inspection(out, n_reference=n_reference, n_normal=n_normal,
+                                 n_defective=n_images - n_reference - n_normal, seed=seed, progress=bars)
+    bars.close()
+    click.echo(f"Wrote {inspection.n_reference} reference images to {inspection.reference_dir}, "
+               f"{inspection.n_normal} normal and {inspection.n_defective} defective test images to "
+               f"{inspection.images_dir}, their masks to {inspection.masks_dir}; truth in {inspection.truth_csv}")
+    project = out / "project"
+    return inspection.images_dir, inspection.reference_dir, [
+        f"Evaluate images: oddscope evaluate --project {project} --truth {inspection.truth_csv}",
+        f"Evaluate pixels: oddscope evaluate segmentation --project {project} --masks {inspection.masks_dir}"]
+
+
+@main.command()
+@click.option("--inspection", is_flag=True,
+              help="Make the inspection set instead: textures and parts with scratches, holes, stains, cracks and "
+                   "missing pieces, pixel masks, indexed against known-normal reference images.")
+@click.option("--out", "-o", default=None, type=click.Path(file_okay=False),
+              help="Folder for the images, truth.csv and project/ [default: oddscope-demo, with --inspection "
+                   "oddscope-inspection].")
+@click.option("--n-images", type=int, default=None,
+              help="Images in all [default: 2000; with --inspection 400: half reference, a quarter normal and "
+                   "a quarter defective test images].")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--no-gui", is_flag=True, help="Only build the demo; do not open the app.")
+@click.option("--quiet", "-q", is_flag=True)
+@friendly_errors
+def demo(inspection, out, n_images, seed, no_gui, quiet):
+    """Make the demo sky survey (galaxy cutouts with planted anomalies), or with --inspection the inspection set,
+    index it and open it."""
+    from oddscope.core.workflows.pipeline import index_images
+
+    bars = Bars(quiet)
+    if inspection:
+        out = Path(out or "oddscope-inspection")
+        images, reference, next_steps = _write_inspection_demo(out, 400 if n_images is None else n_images, seed, bars)
+    else:
+        out = Path(out or "oddscope-demo")
+        images, reference, next_steps = _write_sky_demo(out, 2000 if n_images is None else n_images, seed, bars)
     with Project.create(out / "project") as project:
         try:
-            summary = index_images(project, demo_set.images_dir, progress=bars)
+            summary = index_images(project, images, reference, progress=bars)
+            if inspection:  # the maps too, so the app opens with every heat map ready
+                from oddscope.core.workflows.segmentation import PixelMaps
+
+                PixelMaps(project).compute(progress=bars)
         finally:
             bars.close()
         _print_summary(project, summary)
-    click.echo(f"\nEvaluate: oddscope evaluate --project {out / 'project'} --truth {demo_set.truth_csv}")
+    click.echo("\n" + "\n".join(next_steps))
     if not no_gui:
         open_app = (click.get_current_context().obj or {}).get("open_app")
         if open_app is None:
             raise click.ClickException(f"no desktop app in this command; open the demo with "
                                        f"`oddscope open {out / 'project'}`")
         open_app(out / "project")
-
 
 
 main.add_command(maps)

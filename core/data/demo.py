@@ -60,7 +60,8 @@ class DemoSet:
 
 
 @lru_cache(maxsize=4)
-def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+def pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only float32 row and column coordinates of a ``size`` x ``size`` image (cached: every render uses them)."""
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
     y.flags.writeable = x.flags.writeable = False
     return y, x
@@ -77,7 +78,7 @@ class _Canvas:
         self.size = size
         self.rng = rng
         self.scale = size / 64.0  # all lengths below are quoted for 64 px
-        self.y, self.x = _grid(size)
+        self.y, self.x = pixel_grid(size)
         self.centre = (size - 1) / 2.0
         self.flux = np.zeros((3, size, size), np.float32)
 

@@ -27,8 +27,9 @@ def pick_stages(stages: list[dict]) -> list[int]:
         return sorted({max(0, depth // 2 - 1), max(0, 3 * depth // 4 - 1)})
     chosen = [max(i for i, r in enumerate(reductions) if r == stride)
               for stride in (FINE_STRIDE, COARSE_STRIDE) if stride in reductions]
-    if len(chosen) < 2:  # an unusual CNN: the two finest stages from stride 8 up
-        chosen = [i for i, r in enumerate(reductions) if r >= FINE_STRIDE][:2]
+    if len(chosen) < 2:  # an unusual CNN: the last stage of each of its two finest strides
+        finest = sorted(set(reductions))[:2]
+        chosen = [max(i for i, r in enumerate(reductions) if r == stride) for stride in finest]
     return chosen
 
 
