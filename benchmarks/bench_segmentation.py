@@ -1,6 +1,7 @@
 """Per-pixel maps on sets with pixel masks: ours (reference, zero-shot, exhaustive bank) beside anomalib's PatchCore.
 
-    python benchmarks/bench_segmentation.py --mpdd /work/data/mpdd_metal_plate --folder oddscope-inspection
+    python benchmarks/bench_segmentation.py --mpdd /work/data/mpdd_metal_plate --folder oddscope-inspection \
+        --elpv DIR   # DIR: the elpv-dataset wheel unpacked (`pip download elpv-dataset`, unzip)
     /work/venvs/anomalib/bin/python benchmarks/bench_segmentation.py --mpdd ... --anomalib   # adds PatchCore
 
 Every method sees the same split (known-normal reference images, test images with
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from seg_data import folder_split, load_mask, mpdd_split
+from seg_data import elpv_split, folder_split, load_mask, mpdd_split
 
 from oddscope.core.models.patches.scorer import MapSettings
 from oddscope.core.models.segmentation_metrics import resize_map, segmentation_report
@@ -97,10 +98,10 @@ def bench_set(name, reference, test, masks, with_anomalib: bool) -> list[dict]:
         results["anomalib PatchCore"] = {"image_scores": out["image_scores"], "maps": out["maps"],
                                          "fit_s": out["seconds"]["fit"], "ms_per_image": out["seconds"]["per_image_ms"],
                                          "bank": out["config"]["memory_bank"][0]}
-    labels = np.array([m is not None for m in masks])
+    labels = np.array([m if isinstance(m, bool) else m is not None for m in masks])
     rows = []
     for method, r in results.items():
-        if r["maps"] is None:
+        if r["maps"] is None or all(isinstance(m, bool) for m in masks):  # image-level truth only
             from oddscope.core.models.segmentation_metrics import image_auroc
 
             row = {"image_auroc": image_auroc(r["image_scores"], labels), "pixel_auroc": None, "pro": None}
@@ -125,12 +126,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mpdd", help="MPDD metal plates folder (labels.csv with a mask column)")
     parser.add_argument("--folder", action="append", default=[], help="a reference/ images/ masks/ set")
+    parser.add_argument("--elpv", help="the unpacked elpv-dataset wheel (image-level truth only)")
     parser.add_argument("--anomalib", action="store_true", help="also run anomalib's PatchCore")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
     print(f"load average {os.getloadavg()[0]:.2f} at start; {os.cpu_count()} cores", flush=True)
     sets = ([("mpdd", *mpdd_split(args.mpdd))] if args.mpdd else []) + [
-        (Path(d).name, *folder_split(d)) for d in args.folder]
+        (Path(d).name, *folder_split(d)) for d in args.folder] + ([("elpv", *elpv_split(args.elpv))] if args.elpv else [])
     rows = [row for name, *split in sets for row in bench_set(name, *split, args.anomalib)]
     print(f"load average {os.getloadavg()[0]:.2f} at end", flush=True)
     if args.json:

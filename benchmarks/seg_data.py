@@ -75,3 +75,22 @@ def _images_in(folder: Path) -> list[str]:
     if not paths:
         raise ValueError(f"no images in {folder}")
     return paths
+
+
+def elpv_split(root, n_cells: int = 800, seed: int = 0) -> tuple[list[str], list[str], list[bool]]:
+    """ELPV solar cells (``elpv_dataset/data/labels.csv``: path, defect probability, mono/poly), image level only.
+
+    A seeded sample of ``n_cells`` cells; half of its defect-free cells (probability 0) are the reference,
+    the rest are the test set, where a cell is defective when its probability is at least 0.5.
+    Returns ``(reference, test, is_defective)``.
+    """
+    data = Path(root) / "elpv_dataset" / "data"
+    rows = [line.split() for line in (data / "labels.csv").read_text().splitlines() if line.strip()]
+    rng = np.random.default_rng(seed)
+    rows = [rows[i] for i in sorted(rng.choice(len(rows), min(n_cells, len(rows)), replace=False))]
+    normal = [i for i, row in enumerate(rows) if float(row[1]) == 0.0]
+    reference_rows = {normal[i] for i in rng.permutation(len(normal))[: len(normal) // 2]}
+    reference = [str(data / rows[i][0]) for i in sorted(reference_rows)]
+    test = [(str(data / row[0]), float(row[1]) >= 0.5) for i, row in enumerate(rows) if i not in reference_rows]
+    return reference, [p for p, _ in test], [d for _, d in test]
+

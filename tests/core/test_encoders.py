@@ -289,3 +289,22 @@ def test_clip_spec_errors(tiny_clip, tmp_path):
     torch.save({"visual.proj": torch.zeros(3)}, wrong)
     with pytest.raises(EncoderError, match="could not load"):
         load_encoder("clip:oddscope-test-tiny-clip", weights=str(wrong), device="cpu")
+
+
+def test_patch_features_come_from_two_stages_of_a_cnn_and_of_a_clip_vit(lite0, tiny_clip, photos):
+    """Per-pixel maps need per-patch features: strides 8 + 16 of a CNN, two middle blocks of a ViT."""
+    from oddscope.core.models.patches import PatchExtractor
+    from oddscope.core.models.patches.extractor import pick_stages
+
+    cnn = PatchExtractor(lite0)
+    patches = cnn(_batch(lite0, photos))
+    assert cnn.describe()["stages"] == ["blocks.2", "blocks.4"] and cnn.dim == 40 + 112
+    assert patches.shape == (len(photos), 28, 28, 152) and patches.dtype == np.float32
+    assert np.isfinite(patches).all() and patches.std(axis=(1, 2)).mean() > 0, "patches differ across the image"
+
+    _, path = tiny_clip
+    clip = load_encoder("clip:oddscope-test-tiny-clip", weights=str(path), device="cpu")
+    vit = PatchExtractor(clip)
+    tokens = vit(_batch(clip, photos))
+    assert vit.indices == [0] and tokens.shape == (len(photos), 4, 4, 64)  # 2 blocks: the first is the middle
+    assert pick_stages([{"reduction": 16}] * 12) == [5, 8], "a 12-block ViT: blocks 6 and 9"
