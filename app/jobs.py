@@ -8,10 +8,13 @@ window's connection holds the writer lock only while nothing else writes).
 
 from __future__ import annotations
 
+import numpy as np
+
 from oddscope.core.progress import Progress
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.active_session import ActiveSession
 from oddscope.core.workflows.retrieval import Neighbours
+from oddscope.core.workflows.segmentation import PixelMaps
 
 
 def index_options(values: dict):
@@ -88,3 +91,94 @@ def neighbour_query(root, progress: Progress):
         return cache["neighbours"].of_item(item_id, k, metric)
 
     return query
+
+
+class PixelMapJobs:
+    """The per-pixel map work of the window's project at ``root``, run on worker threads.
+
+    One :class:`~oddscope.core.workflows.segmentation.PixelMaps` is kept across
+    jobs, so the encoder is loaded and the fitted model read once; each job
+    points it at a connection of its own, writable while the window lends it the
+    writer lock (maps, the model and corrections are written), else read-only
+    (then only maps already computed can be shown).  Jobs of one instance never
+    overlap: they run in the one-thread ``pixel_maps`` lane or as a status-bar task
+    while that lane is idle.
+    """
+
+    def __init__(self, root):
+        self.root = root
+        self._maps: PixelMaps | None = None
+
+    def _open(self, writable: bool) -> tuple[Project, PixelMaps]:
+        project = Project.open(self.root, writable=writable)
+        if self._maps is None:
+            self._maps = PixelMaps(project)
+        self._maps.project = project
+        return project, self._maps
+
+    def is_fitted(self, progress=None) -> bool:
+        with self._open(writable=False)[0]:
+            return self._maps.is_current()
+
+    def fit(self, progress=None) -> None:
+        """Fit the map model (reference or zero-shot mode: the project decides); seconds to minutes."""
+        with self._open(writable=True)[0]:
+            self._maps.fit(progress=progress)
+
+    def map_of(self, item_id: int, writable: bool, progress=None) -> np.ndarray | None:
+        """The item's map (computed now when missing and ``writable``), or None when there is no model."""
+        project, maps = self._open(writable)
+        with project:
+            if not maps.is_current():
+                return None
+            if writable:
+                maps.compute([item_id], progress=progress)
+            return maps.map(item_id)
+
+    def mark_normal(self, item_id: int, region: np.ndarray, progress=None) -> tuple[int, np.ndarray | None]:
+        """``region`` (bool, image size) of the item is normal: correct the model, recompute this item's map.
+
+        Returns the number of patches added and the new map.
+        """
+        project, maps = self._open(writable=True)
+        with project:
+            added = maps.mark_normal(item_id, region)
+            maps.compute([item_id], progress=progress)
+            return added, maps.map(item_id)
+
+
+def paint_defect(mask_path, region: np.ndarray, size: tuple[int, int], progress=None) -> bytes | None:
+    """Add ``region`` (bool, any resolution over the whole image) to the defect mask PNG at ``mask_path``.
+
+    The mask is a binary PNG of the image's ``size`` (width, height), merged
+    with the one there.  Returns the previous file's bytes (None: there was
+    none), which :func:`restore_defect` puts back (undo).
+    """
+    from pathlib import Path
+
+    from PIL import Image
+
+    path = Path(mask_path)
+    previous = path.read_bytes() if path.exists() else None
+    painted = np.asarray(Image.fromarray(np.asarray(region, np.uint8) * 255).resize(size, Image.Resampling.NEAREST))
+    if previous is not None:
+        with Image.open(path) as old:
+            painted = np.maximum(painted, np.asarray(old.convert("L").resize(size, Image.Resampling.NEAREST)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part.png")
+    Image.fromarray(np.where(painted > 0, 255, 0).astype(np.uint8)).save(tmp)
+    tmp.replace(path)
+    return previous
+
+
+def restore_defect(mask_path, previous: bytes | None, progress=None) -> None:
+    """Put back the defect mask :func:`paint_defect` replaced (None: there was none)."""
+    from pathlib import Path
+
+    path = Path(mask_path)
+    if previous is None:
+        path.unlink(missing_ok=True)
+    else:
+        tmp = path.with_suffix(".part.png")
+        tmp.write_bytes(previous)
+        tmp.replace(path)
