@@ -116,10 +116,6 @@ class PixelMapJobs:
         self._maps.project = project
         return project, self._maps
 
-    def is_fitted(self, progress=None) -> bool:
-        with self._open(writable=False)[0]:
-            return self._maps.is_current()
-
     def fit(self, progress=None) -> None:
         """Fit the map model (reference or zero-shot mode: the project decides); seconds to minutes."""
         with self._open(writable=True)[0]:

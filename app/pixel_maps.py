@@ -42,7 +42,8 @@ from oddscope.core.workflows.map_export import DEFAULT_THRESHOLD, SCALE_MAX
 
 LAYER = "Anomaly map"
 PAINT_LAYER = "Painted region"
-DEFAULT_OPACITY = 0.6
+DEFAULT_OPACITY = 0.45  # the image (and the defect itself) still shows through the colour
+MODEL_TASKS = ("pixel_fit", "pixel_correct")  # status-bar tasks that change the map model
 BRUSH_SHARE = 0.04  # the brush radius, as a share of the image's longer side
 
 
@@ -122,7 +123,10 @@ class PixelMapsController(QtCore.QObject):
         self._jobs: jobs.PixelMapJobs | None = None
         self.map_item: int | None = None  # the item whose map the layer shows
         self.paint_mode: str | None = None  # "normal", "defect" or None
+        self._paint_item: int | None = None  # the item being painted
         self._lent = 0  # jobs running with the writer lock the window lent them
+        self._generation = 0  # counts projects: jobs of an earlier one give nothing back
+        self._fit_tried = False  # the model is fitted for the user at most once per project
         self._defect_undo: list[tuple[int, Path, bytes | None]] = []  # (item, mask file, previous bytes)
 
         self.toggle_action = QtGui.QAction(LAYER, self, checkable=True, shortcut=QtGui.QKeySequence("M"))
@@ -165,11 +169,9 @@ class PixelMapsController(QtCore.QObject):
                 widget.setChecked(on)
         self.viewer.set_layer_visible(LAYER, on)
         if on:
+            self._fit_tried = False  # turning the map on may fit the model (again, after a Cancel)
             self.request()
         self._update_controls()
-
-    def threshold(self) -> float:
-        return self.strip.threshold_value()
 
     def _threshold_moved(self, value: int) -> None:
         threshold = value / 10.0
@@ -179,7 +181,9 @@ class PixelMapsController(QtCore.QObject):
     def project_loaded(self) -> None:
         """Another project: its own jobs (encoder, model) and no map or undo yet."""
         self._jobs = jobs.PixelMapJobs(self.model.project.root) if self.model.project is not None else None
+        self._generation += 1
         self._lent = 0
+        self._fit_tried = False
         self._defect_undo.clear()
         self.set_paint_mode(None)
         self._show_map(None, None)
@@ -190,6 +194,7 @@ class PixelMapsController(QtCore.QObject):
         """The project closes: its jobs stop and nothing of it stays on screen."""
         self.lane.cancel_all()
         self._jobs = None
+        self._generation += 1
         self._lent = 0
         self._defect_undo.clear()
         self.set_paint_mode(None)
@@ -197,7 +202,7 @@ class PixelMapsController(QtCore.QObject):
         self._say("")
 
     def _image_shown(self, item_id: int) -> None:
-        if self.paint_mode is not None and item_id != self.map_item:
+        if self.paint_mode is not None and item_id != self._paint_item:
             self.set_paint_mode(None)
         if self.visible and item_id != self.map_item:
             self._show_map(None, None)
@@ -208,14 +213,16 @@ class PixelMapsController(QtCore.QObject):
         item_id = self.viewer.item_id
         if self._jobs is None or item_id is None or self.viewer.image() is None:
             return
+        if self._model_task_running():
+            return  # asked again when it ends
         writable = self._can_write()
         self._say("Computing the anomaly map…" if writable else "Reading the anomaly map…")
         task = Task("map", "Anomaly map", self._jobs.map_of, item_id, writable)
         task.finished.connect(lambda values, i=item_id, w=writable: self._fetched(i, values, w))
         task.failed.connect(lambda message, _details: self._say(f"No anomaly map: {message}"))
         if writable:
-            self._lend()
-            task.done.connect(lambda _outcome: self._give_back())
+            give_back = self._lend()
+            task.done.connect(lambda _outcome: give_back())
         self.lane.submit(task)
 
     def _fetched(self, item_id: int, values, writable: bool) -> None:
@@ -223,20 +230,32 @@ class PixelMapsController(QtCore.QObject):
             return
         if values is not None:
             self._show_map(item_id, values)
-        elif writable:
-            self._fit()
-        else:
+        elif not writable:
             self._say("No anomaly map yet, and this window cannot compute one: "
                       + ("the project is read-only" if self.model.read_only else "a background task writes it"))
+        elif not self._fit_tried:
+            self._fit()
+        else:
+            self._say("No anomaly map model (its fit was cancelled or failed): press M twice to fit it again")
 
     def _fit(self) -> None:
         """Fit the map model (first map of the project): a status-bar task, then fetch the map again."""
+        self._fit_tried = True
         self._say("Fitting the anomaly map model…")
-        self._lend()
-        task = self.session.run_task("pixel_fit", "Fitting the anomaly map model", self._jobs.fit,
-                                     lambda _: self.request(), on_done=lambda _outcome: self._give_back())
+        give_back = self._lend()
+        task = self.session.run_task("pixel_fit", "Fitting the anomaly map model", self._jobs.fit, None,
+                                     on_done=lambda _outcome: self._model_task_ended(give_back))
         if task is None:
-            self._give_back()
+            give_back()
+
+    def _model_task_running(self) -> bool:
+        """A fit or correction runs: it has the map jobs (and the writer lock) to itself."""
+        return any(self.session.tasks.running(kind) for kind in MODEL_TASKS)
+
+    def _model_task_ended(self, give_back) -> None:
+        give_back()
+        if self.visible and self.viewer.item_id is not None and self.viewer.item_id != self.map_item:
+            self.request()
 
     def _show_map(self, item_id: int | None, values) -> None:
         self.map_item = item_id
@@ -245,7 +264,9 @@ class PixelMapsController(QtCore.QObject):
             return
         rgb = self.viewer.image()
         self.layer.set_map(values, rgb.shape[1], rgb.shape[0])
-        self._say(f"Highest: {value_words(float(np.max(values)))}")
+        peak = float(np.max(values))
+        self._say(f"Peak {peak:.1f}")
+        self.strip.status.setToolTip(f"The highest value of this image's map: {value_words(peak)}")
 
     # ============================================================ corrections
     def _paint_button(self, mode: str, on: bool) -> None:
@@ -264,6 +285,7 @@ class PixelMapsController(QtCore.QObject):
                                                      else "wait for the background task to finish"), 5000)
             mode = None
         if mode is not None and self.paint_mode is None:
+            self._paint_item = self.viewer.item_id
             self.paint.start(image.shape[1], image.shape[0], PAINT_COLOURS[mode])
             self._set_brush()
         elif mode is not None:
@@ -275,7 +297,6 @@ class PixelMapsController(QtCore.QObject):
             button.setChecked(mode == name)
             button.blockSignals(False)
         if mode is not None:
-            self.map_item = self.viewer.item_id if self.map_item is None else self.map_item
             self.message.emit(f"Paint the {mode} region with the mouse; Enter applies, Esc leaves", 0)
         self._update_controls()
 
@@ -294,6 +315,9 @@ class PixelMapsController(QtCore.QObject):
         mode, item_id, region = self.paint_mode, self.viewer.item_id, self.paint.mask.copy()
         if mode is None or item_id is None:
             return
+        if mode == "normal" and (self.lane.tasks() or self._model_task_running()):
+            self.message.emit("The anomaly map is being computed: apply again in a moment", 4000)
+            return
         self.set_paint_mode(None)
         if not region.any():
             self.message.emit("Nothing painted", 3000)
@@ -308,14 +332,14 @@ class PixelMapsController(QtCore.QObject):
             task.failed.connect(lambda message, _d: self.message.emit(f"Cannot save the defect: {message}", 8000))
             self.session.tasks.lane("interactive").submit(task)
             return
-        self._lend()
+        give_back = self._lend()
         self._say("Learning that this region is normal…")
         task = self.session.run_task("pixel_correct", "Learning a normal region",
                                      functools.partial(self._jobs.mark_normal, item_id, region),
                                      lambda result: self._corrected(item_id, name, *result),
-                                     on_done=lambda _outcome: self._give_back())
+                                     on_done=lambda _outcome: self._model_task_ended(give_back))
         if task is None:
-            self._give_back()
+            give_back()
 
     def _corrected(self, item_id: int, name: str, added: int, values) -> None:
         if item_id == self.viewer.item_id and self.visible:
@@ -345,15 +369,21 @@ class PixelMapsController(QtCore.QObject):
         """Whether map work may write the project: the window holds the writer lock, or lent it to us."""
         return self.model.can_label or self._lent > 0
 
-    def _lend(self) -> None:
+    def _lend(self):
+        """Lend the window's writer lock to one more job; returns what gives it back when the job ends."""
         if self._lent == 0 and self.model.can_label:
             self.model.suspend_writing()
         self._lent += 1
+        generation = self._generation
 
-    def _give_back(self) -> None:
-        self._lent = max(0, self._lent - 1)
-        if self._lent == 0 and self.model.is_open:
-            self.model.resume_writing()
+        def give_back() -> None:
+            if generation != self._generation:
+                return  # a job of a project closed meanwhile: the lock it borrowed went with that project
+            self._lent -= 1
+            if self._lent == 0 and self.model.is_open:
+                self.model.resume_writing()
+
+        return give_back
 
     def _say(self, text: str) -> None:
         """What the map is doing or showing, next to its controls (in full in the tooltip)."""
