@@ -4,6 +4,8 @@ Child processes receive them pickled by name, so they stay importable
 module-level functions with plain arguments; each opens a connection of its
 own (a sqlite3 connection must not be used by two threads at once, and the
 window's connection holds the writer lock only while nothing else writes).
+:class:`PixelMapJobs` keeps what its thread jobs share (the encoder, the fitted
+map model) between them, and likewise opens a connection per job.
 """
 
 from __future__ import annotations
