@@ -110,6 +110,20 @@ def test_the_map_outlines_the_planted_defect_and_m_and_the_threshold_change_it(q
     window.close()
 
 
+def test_the_first_fit_can_be_cancelled_and_labelling_goes_on(qtbot, texture_dir, tmp_path):
+    window, _root, ids = open_texture(qtbot, texture_dir, tmp_path)
+    controls = window.pixel_maps
+    show(qtbot, window, ids["square1"], with_map=False)
+    controls.set_visible(True)
+    qtbot.waitUntil(lambda: window.tasks.running("pixel_fit") is not None, timeout=30_000)
+    assert window.task_bar.isVisible() and not window.model.can_label, "the fit borrows the writer lock"
+    with qtbot.waitSignal(window.tasks.running("pixel_fit").done, timeout=60_000):
+        qtbot.mouseClick(window.task_bar.cancel_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: "press M twice" in controls.strip.status.text(), timeout=10_000)
+    assert controls.map_item is None and window.model.can_label and window.errors == []
+    window.close()
+
+
 def test_a_painted_defect_is_saved_as_a_mask_and_undo_puts_the_old_one_back(qtbot, fitted_dir, tmp_path):
     window, root, ids = open_texture(qtbot, fitted_dir, tmp_path)
     controls = window.pixel_maps
