@@ -66,6 +66,11 @@ def test_a_this_is_normal_correction_clears_the_same_pattern_on_another_image(te
         after = maps.scores()
         assert after[ids["ring1"]] < normal + 1.0, "the same pattern on another image is normal now"
         assert after[ids["square0"]] > normal + 3, "the correction must not clear other defects"
+        assert maps.undo_normal() > 0 and np.isnan(maps.scores()).all(), "an undo marks every map stale"
+        assert PixelMaps(project).scorer.correction_sizes.size == 0, "the undo is saved with the model"
+        maps.compute([ids["ring1"]])
+        assert maps.scores()[ids["ring1"]] > normal + 10, "undone: the pattern alarms again"
+        assert maps.undo_normal() == 0
 
 
 def test_zero_shot_finds_the_defect_among_the_collection_without_references(texture_project, tmp_path):
