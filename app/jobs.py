@@ -141,8 +141,19 @@ class PixelMapJobs:
         project, maps = self._open(writable=True)
         with project:
             added = maps.mark_normal(item_id, region)
-            maps.compute([item_id], progress=progress)
-            return added, maps.map(item_id)
+            return added, self._recomputed(item_id, progress)
+
+    def undo_normal(self, item_id: int, progress=None) -> tuple[int, np.ndarray | None]:
+        """Undo the newest normal correction and recompute this item's map; returns the patches removed and it."""
+        project, maps = self._open(writable=True)
+        with project:
+            removed = maps.undo_normal()
+            return removed, self._recomputed(item_id, progress)
+
+    def _recomputed(self, item_id: int, progress) -> np.ndarray | None:
+        """The item's map after the model changed (every map went stale): the one on screen comes first."""
+        self._maps.compute([item_id], progress=progress)
+        return self._maps.map(item_id)
 
 
 def paint_defect(mask_path, region: np.ndarray, size: tuple[int, int], progress=None) -> bytes | None:
@@ -180,3 +191,4 @@ def restore_defect(mask_path, previous: bytes | None, progress=None) -> None:
         tmp = path.with_suffix(".part.png")
         tmp.write_bytes(previous)
         tmp.replace(path)
+

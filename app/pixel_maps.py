@@ -12,7 +12,7 @@ patches to the model's normal patches (the same false alarm disappears from
 every image that shares it; every other map is recomputed when next viewed),
 *defect* merges the region into the item's defect mask PNG, the mask label
 that ``evaluate segmentation`` reads as ground truth.  Undo paint puts the
-previous mask back; a normal correction is undone by refitting the model.
+previous mask back, or takes the newest normal region out of the model.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ class MapStrip(QtWidgets.QWidget):
         self.apply_button = QtWidgets.QPushButton("Apply")
         self.apply_button.setToolTip("Apply the painted region (Enter)")
         self.undo_button = QtWidgets.QPushButton("Undo paint")
-        self.undo_button.setToolTip("Put back the defect mask as it was before the last defect paint")
+        self.undo_button.setToolTip("Undo the last applied paint: a defect mask goes back to what it was, "
+                                    "a normal region leaves the model")
 
         for slider, width in ((self.opacity, 60), (self.threshold, 120), (self.brush, 50)):
             slider.setMinimumWidth(width)
@@ -127,7 +128,9 @@ class PixelMapsController(QtCore.QObject):
         self._lent = 0  # jobs running with the writer lock the window lent them
         self._generation = 0  # counts projects: jobs of an earlier one give nothing back
         self._fit_tried = False  # the model is fitted for the user at most once per project
-        self._defect_undo: list[tuple[int, Path, bytes | None]] = []  # (item, mask file, previous bytes)
+        # the paints Undo paint takes back, oldest first: ("defect", item, mask file, previous bytes) or
+        # ("normal", item, image name)
+        self.undo_steps: list[tuple] = []
 
         self.toggle_action = QtGui.QAction(LAYER, self, checkable=True, shortcut=QtGui.QKeySequence("M"))
         self.toggle_action.setToolTip("Show where the current image is anomalous (M)")
@@ -184,7 +187,7 @@ class PixelMapsController(QtCore.QObject):
         self._generation += 1
         self._lent = 0
         self._fit_tried = False
-        self._defect_undo.clear()
+        self.undo_steps.clear()
         self.set_paint_mode(None)
         self._show_map(None, None)
         if self.visible:
@@ -196,7 +199,7 @@ class PixelMapsController(QtCore.QObject):
         self._jobs = None
         self._generation += 1
         self._lent = 0
-        self._defect_undo.clear()
+        self.undo_steps.clear()
         self.set_paint_mode(None)
         self._show_map(None, None)
         self._say("")
@@ -342,27 +345,51 @@ class PixelMapsController(QtCore.QObject):
             give_back()
 
     def _corrected(self, item_id: int, name: str, added: int, values) -> None:
-        if item_id == self.viewer.item_id and self.visible:
+        self.undo_steps.append(("normal", item_id, name))
+        self._update_controls()
+        self._model_changed(item_id, values, f"Learned {added} normal patch(es) from {name}")
+
+    def _model_changed(self, item_id: int, values, what: str) -> None:
+        """A correction or its undo: show the item's new map if it is on screen; say the others follow."""
+        if item_id == self.viewer.item_id and self.visible and values is not None:
             self._show_map(item_id, values)
-        self.message.emit(f"Learned {added} normal patch(es) from {name}; the other images' maps are recomputed "
-                          "as you view them (a refit undoes it: oddscope maps compute --refit)", 10000)
+        self.message.emit(f"{what}; the other images' maps are recomputed as you view them", 10000)
 
     def _defect_saved(self, item_id: int, path: Path, previous, name: str) -> None:
-        self._defect_undo.append((item_id, path, previous))
+        self.undo_steps.append(("defect", item_id, path, previous))
         self._update_controls()
         self.message.emit(f"Saved the defect region of {name} ({path.name}); Undo paint puts it back", 6000)
 
     def undo_paint(self) -> None:
-        """Put back the defect mask as it was before the last defect paint."""
-        if not self._defect_undo:
-            self.message.emit("No defect paint to undo", 3000)
+        """Undo the last applied paint: restore the defect mask it replaced, or take the normal region out."""
+        if not self.undo_steps:
+            self.message.emit("No paint to undo", 3000)
             return
-        item_id, path, previous = self._defect_undo.pop()
-        task = Task("defect", "Undoing the defect paint", jobs.restore_defect, path, previous)
-        task.finished.connect(lambda _: self.message.emit(f"Undid the defect paint of item #{item_id}", 4000))
-        task.failed.connect(lambda message, _d: self.message.emit(f"Cannot undo: {message}", 8000))
-        self.session.tasks.lane("interactive").submit(task)
+        if self.undo_steps[-1][0] == "normal" and not self._can_write():
+            self.message.emit("Undo waits: a background task writes the project", 4000)
+            return
+        if self.undo_steps[-1][0] == "normal" and (self.lane.tasks() or self._model_task_running()):
+            self.message.emit("The anomaly map is being computed: undo again in a moment", 4000)
+            return
+        step = self.undo_steps.pop()
         self._update_controls()
+        if step[0] == "defect":
+            _, item_id, path, previous = step
+            task = Task("defect", "Undoing the defect paint", jobs.restore_defect, path, previous)
+            task.finished.connect(lambda _: self.message.emit(f"Undid the defect paint of item #{item_id}", 4000))
+            task.failed.connect(lambda message, _d: self.message.emit(f"Cannot undo: {message}", 8000))
+            self.session.tasks.lane("interactive").submit(task)
+            return
+        _, item_id, name = step
+        shown = self.viewer.item_id if self.viewer.item_id is not None else item_id
+        give_back = self._lend()
+        task = self.session.run_task("pixel_correct", "Undoing a normal correction",
+                                     functools.partial(self._jobs.undo_normal, shown),
+                                     lambda result: self._model_changed(
+                                         shown, result[1], f"Undid the normal region of {name}"),
+                                     on_done=lambda _outcome: self._model_task_ended(give_back))
+        if task is None:
+            give_back()
 
     # =============================================================== plumbing
     def _can_write(self) -> bool:
@@ -395,6 +422,6 @@ class PixelMapsController(QtCore.QObject):
         self.strip.opacity.setEnabled(self.visible)
         self.strip.threshold.setEnabled(self.visible)
         self.strip.apply_button.setEnabled(painting)
-        self.strip.undo_button.setEnabled(bool(self._defect_undo))
+        self.strip.undo_button.setEnabled(bool(self.undo_steps))
         self.leave_paint_action.setEnabled(painting)
         self.apply_action.setEnabled(painting)

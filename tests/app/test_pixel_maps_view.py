@@ -145,7 +145,7 @@ def test_a_painted_defect_is_saved_as_a_mask_and_undo_puts_the_old_one_back(qtbo
     controls.set_paint_mode("defect")
     controls.paint_stroke([(180, 180)])
     qtbot.mouseClick(controls.strip.apply_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: len(controls._defect_undo) == 2, timeout=10_000)
+    qtbot.waitUntil(lambda: len(controls.undo_steps) == 2, timeout=10_000)
     both = np.asarray(Image.open(mask_path)) > 0
     assert both[180, 180] and both[40, 60], "a new paint merges with the mask there"
 
@@ -189,4 +189,11 @@ def test_painting_a_false_alarm_normal_clears_it_on_another_image(qtbot, fitted_
     normal = float(controls.layer.values.max())
     assert after < normal + 1.0 < before, (before, after, normal)
     assert window.model.can_label, "the writer lock is back with the window"
+
+    show(qtbot, window, ids["ring1"])
+    with qtbot.waitSignal(window.tasks.ended, timeout=MAP_TIMEOUT_MS):
+        qtbot.mouseClick(controls.strip.undo_button, Qt.LeftButton)  # the normal region leaves the model
+    qtbot.waitUntil(lambda: controls.layer.values.max() > before - 1, timeout=10_000)
+    assert "Undid the normal region of ring0.png" in window.statusBar().currentMessage()
+    assert not controls.undo_steps and window.errors == []
     window.close()
