@@ -25,7 +25,8 @@ DRAW_SIZE = 128  # the map is drawn (and contoured) on this grid over the whole 
 FADE_UNITS = 1.0  # below the threshold the colour fades out over this many calibrated units
 FADE_ALPHA = 0.35  # the faded colour's largest share of the opacity
 CONTOUR_COLOUR = (0, 255, 255)
-PAINT_COLOURS = {"normal": (60, 220, 120), "defect": (255, 60, 200)}
+MASK_COLOUR = (255, 60, 200)  # the saved defect mask's outline: the "Paint defect" colour
+PAINT_COLOURS = {"normal": (60, 220, 120), "defect": MASK_COLOUR}
 PAINT_MAX_SIDE = 1024  # the painted mask's longer side, in mask pixels (over the whole image)
 
 
@@ -37,6 +38,41 @@ def heat_rgba(values: np.ndarray, threshold: float, opacity: float) -> np.ndarra
     alpha = np.where(values >= threshold, 1.0, below) * opacity
     rgba[..., 3] = np.round(alpha * 255).astype(np.uint8)
     return rgba
+
+
+def outline_path(grid: np.ndarray, level: float) -> QtGui.QPainterPath:
+    """Marching-squares outlines of ``grid >= level`` as (column, row) points of the grid padded by one cell
+    (below ``level``, so a region touching the border closes)."""
+    padded = np.pad(np.asarray(grid, np.float32), 1, constant_values=min(-1.0, level - 1.0)).T
+    return pg.functions.isocurve(padded, level, path=True)
+
+
+def cells_to_image(n_rows: int, n_cols: int, width: int, height: int) -> QtGui.QTransform:
+    """The transform from :func:`outline_path`'s coordinates to the pixels of a ``width`` x ``height`` image."""
+    # padded cell c + 1 is image cell c, whose centre lies at (c + 0.5) cells: shift by half a cell, then scale
+    return QtGui.QTransform().scale(width / n_cols, height / n_rows).translate(-0.5, -0.5)
+
+
+class MaskOutline(QtWidgets.QGraphicsPathItem):
+    """The outline of the image's saved defect mask (its mask label)."""
+
+    def __init__(self):
+        super().__init__()
+        pen = QtGui.QPen(QtGui.QColor(*MASK_COLOUR), 2, Qt.DashLine)
+        pen.setCosmetic(True)
+        self.setPen(pen)
+
+    def set_mask(self, grid: np.ndarray | None, width: int = 0, height: int = 0) -> None:
+        """Outline ``grid`` (the mask over the whole image, any resolution) on the image; None clears."""
+        if grid is None:
+            self.setPath(QtGui.QPainterPath())
+            return
+        self.setTransform(cells_to_image(grid.shape[0], grid.shape[1], width, height))
+        self.setPath(outline_path(grid, 0.5))
+
+    def image_rect(self) -> QtCore.QRectF:
+        """The outline's bounding rectangle in image pixels (empty: no mask)."""
+        return self.mapRectToParent(self.path().boundingRect())
 
 
 class HeatLayer(pg.ItemGroup):
@@ -64,9 +100,7 @@ class HeatLayer(pg.ItemGroup):
             return
         self.values = resize_map(values, DRAW_SIZE, DRAW_SIZE)
         self._rect = QtCore.QRectF(0, 0, width, height)
-        # isocurve points are (column, row) of the padded grid: cell c's centre lies at (c + 0.5) * cell size
-        self.contour.setTransform(QtGui.QTransform().scale(width / DRAW_SIZE, height / DRAW_SIZE)
-                                  .translate(-0.5, -0.5))
+        self.contour.setTransform(cells_to_image(DRAW_SIZE, DRAW_SIZE, width, height))
         self._redraw()
 
     def set_threshold(self, threshold: float) -> None:
@@ -82,9 +116,8 @@ class HeatLayer(pg.ItemGroup):
             return
         self.heat.setImage(heat_rgba(self.values, self.threshold, self.opacity), autoLevels=False, levels=(0, 255))
         self.heat.setRect(self._rect)  # after setImage: the rect scales the image's own pixel size
-        if contour:  # padded with a value below any threshold, so a region touching the border closes
-            padded = np.pad(self.values, 1, constant_values=-1.0).T
-            self.contour.setPath(pg.functions.isocurve(padded, self.threshold, path=True))
+        if contour:
+            self.contour.setPath(outline_path(self.values, self.threshold))
 
     def contour_rect(self) -> QtCore.QRectF:
         """The bounding rectangle of the outlines, in image pixels (empty when nothing is above threshold)."""

@@ -192,3 +192,19 @@ def restore_defect(mask_path, previous: bytes | None, progress=None) -> None:
         tmp.write_bytes(previous)
         tmp.replace(path)
 
+
+
+def read_defect(mask_path, side: int = 256, progress=None) -> np.ndarray | None:
+    """The defect mask at ``mask_path`` as a float grid (longer side ``side``, box-averaged), None when absent."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    path = Path(mask_path)
+    if not path.exists():
+        return None
+    with Image.open(path) as image:
+        scale = min(1.0, side / max(image.size))
+        small = image.convert("L").resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                                          Image.Resampling.BOX)
+    return np.asarray(small, np.float32) / 255.0

@@ -29,6 +29,7 @@ from oddscope.app.heat_layer import (
     KEY_TIP,
     PAINT_COLOURS,
     HeatLayer,
+    MaskOutline,
     PaintLayer,
     colour_key,
     threshold_words,
@@ -42,6 +43,7 @@ from oddscope.core.workflows.map_export import DEFAULT_THRESHOLD, SCALE_MAX
 
 LAYER = "Anomaly map"
 PAINT_LAYER = "Painted region"
+MASK_LAYER = "Defect mask"
 DEFAULT_OPACITY = 0.45  # the image (and the defect itself) still shows through the colour
 MODEL_TASKS = ("pixel_fit", "pixel_correct")  # status-bar tasks that change the map model
 BRUSH_SHARE = 0.04  # the brush radius, as a share of the image's longer side
@@ -118,8 +120,11 @@ class PixelMapsController(QtCore.QObject):
         self.strip = MapStrip()
         self.layer = HeatLayer(self.strip.threshold_value(), DEFAULT_OPACITY)
         self.paint = PaintLayer()
+        self.mask_outline = MaskOutline()
+        self.mask_item: int | None = None  # the item whose saved defect mask is outlined
         viewer.add_control_strip(self.strip)
         viewer.add_layer(LAYER, self.layer, visible=False)
+        viewer.add_layer(MASK_LAYER, self.mask_outline, visible=True)
         viewer.add_layer(PAINT_LAYER, self.paint, visible=False)
         self._jobs: jobs.PixelMapJobs | None = None
         self.map_item: int | None = None  # the item whose map the layer shows
@@ -202,9 +207,13 @@ class PixelMapsController(QtCore.QObject):
         self.undo_steps.clear()
         self.set_paint_mode(None)
         self._show_map(None, None)
+        self._show_mask(None, None)
         self._say("")
 
     def _image_shown(self, item_id: int) -> None:
+        if item_id != self.mask_item:
+            self._show_mask(None, None)
+            self.refresh_mask()
         if self.paint_mode is not None and item_id != self._paint_item:
             self.set_paint_mode(None)
         if self.visible and item_id != self.map_item:
@@ -250,6 +259,26 @@ class PixelMapsController(QtCore.QObject):
                                      on_done=lambda _outcome: self._model_task_ended(give_back))
         if task is None:
             give_back()
+
+    def refresh_mask(self) -> None:
+        """Outline the saved defect mask of the image on screen (read on a worker)."""
+        item_id = self.viewer.item_id
+        if self.model.project is None or item_id is None:
+            return
+        task = Task("defect", "Reading the defect mask", jobs.read_defect,
+                    self.model.project.layout.defect_mask(item_id))
+        task.finished.connect(lambda grid: self._show_mask(item_id, grid))
+        self.session.tasks.lane("defects").submit(task)
+
+    def _show_mask(self, item_id: int | None, grid) -> None:
+        if item_id is not None and item_id != self.viewer.item_id:
+            return  # read for an image no longer on screen
+        self.mask_item = item_id
+        rgb = self.viewer.image()
+        if grid is None or rgb is None:
+            self.mask_outline.set_mask(None)
+        else:
+            self.mask_outline.set_mask(grid, rgb.shape[1], rgb.shape[0])
 
     def _model_task_running(self) -> bool:
         """A fit or correction runs: it has the map jobs (and the writer lock) to itself."""
@@ -333,7 +362,7 @@ class PixelMapsController(QtCore.QObject):
                              jobs.paint_defect, path, region, (rgb.shape[1], rgb.shape[0]))
             task.finished.connect(lambda previous: self._defect_saved(item_id, path, previous, name))
             task.failed.connect(lambda message, _d: self.message.emit(f"Cannot save the defect: {message}", 8000))
-            self.session.tasks.lane("interactive").submit(task)
+            self.session.tasks.lane("defects").submit(task)
             return
         give_back = self._lend()
         self._say("Learning that this region is normal…")
@@ -358,6 +387,7 @@ class PixelMapsController(QtCore.QObject):
     def _defect_saved(self, item_id: int, path: Path, previous, name: str) -> None:
         self.undo_steps.append(("defect", item_id, path, previous))
         self._update_controls()
+        self.refresh_mask()
         self.message.emit(f"Saved the defect region of {name} ({path.name}); Undo paint puts it back", 6000)
 
     def undo_paint(self) -> None:
@@ -376,9 +406,10 @@ class PixelMapsController(QtCore.QObject):
         if step[0] == "defect":
             _, item_id, path, previous = step
             task = Task("defect", "Undoing the defect paint", jobs.restore_defect, path, previous)
-            task.finished.connect(lambda _: self.message.emit(f"Undid the defect paint of item #{item_id}", 4000))
+            task.finished.connect(lambda _: (self.refresh_mask(), self.message.emit(
+                f"Undid the defect paint of item #{item_id}", 4000)))
             task.failed.connect(lambda message, _d: self.message.emit(f"Cannot undo: {message}", 8000))
-            self.session.tasks.lane("interactive").submit(task)
+            self.session.tasks.lane("defects").submit(task)
             return
         _, item_id, name = step
         shown = self.viewer.item_id if self.viewer.item_id is not None else item_id

@@ -42,6 +42,7 @@ LANES = {  # name: (threads, latest wins)
     "learner": (1, True),  # active-learning refits: only the newest labels matter
     "map": (1, True),  # the map's picking index, for the points shown now
     "pixel_maps": (1, True),  # the anomaly map of the image on screen
+    "defects": (1, False),  # painted defect masks: read and written in the order asked
 }
 
 

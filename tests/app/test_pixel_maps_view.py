@@ -141,6 +141,7 @@ def test_a_painted_defect_is_saved_as_a_mask_and_undo_puts_the_old_one_back(qtbo
     assert controls.paint_mode is None
     first = np.asarray(Image.open(mask_path)) > 0
     assert first.shape == (SIZE, SIZE) and first[40, 40:81].all() and not first[150:, :].any()
+    qtbot.waitUntil(lambda: controls.mask_outline.image_rect().contains(QtCore.QPointF(60, 40)), timeout=10_000)
 
     controls.set_paint_mode("defect")
     controls.paint_stroke([(180, 180)])
@@ -153,6 +154,7 @@ def test_a_painted_defect_is_saved_as_a_mask_and_undo_puts_the_old_one_back(qtbo
     qtbot.waitUntil(lambda: np.array_equal(np.asarray(Image.open(mask_path)) > 0, first), timeout=10_000)
     qtbot.mouseClick(controls.strip.undo_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: not mask_path.exists(), timeout=10_000)
+    qtbot.waitUntil(lambda: controls.mask_outline.image_rect().isEmpty(), timeout=10_000)
 
     controls.set_paint_mode("normal")
     controls.paint_stroke([(100, 100)])
