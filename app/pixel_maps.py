@@ -139,7 +139,6 @@ class PixelMapsController(QtCore.QObject):
 
         self.toggle_action = QtGui.QAction(LAYER, self, checkable=True, shortcut=QtGui.QKeySequence("M"))
         self.toggle_action.setToolTip("Show where the current image is anomalous (M)")
-        self.toggle_action.setShortcutContext(Qt.WindowShortcut)
         self.toggle_action.toggled.connect(self.set_visible)
         self.leave_paint_action = QtGui.QAction("Leave paint mode", self, shortcut=QtGui.QKeySequence("Esc"),
                                                 enabled=False)
