@@ -4,14 +4,19 @@ Child processes receive them pickled by name, so they stay importable
 module-level functions with plain arguments; each opens a connection of its
 own (a sqlite3 connection must not be used by two threads at once, and the
 window's connection holds the writer lock only while nothing else writes).
+:class:`PixelMapJobs` keeps what its thread jobs share (the encoder, the fitted
+map model) between them, and likewise opens a connection per job.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from oddscope.core.progress import Progress
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.active_session import ActiveSession
 from oddscope.core.workflows.retrieval import Neighbours
+from oddscope.core.workflows.segmentation import PixelMaps
 
 
 def index_options(values: dict):
@@ -88,3 +93,118 @@ def neighbour_query(root, progress: Progress):
         return cache["neighbours"].of_item(item_id, k, metric)
 
     return query
+
+
+class PixelMapJobs:
+    """The per-pixel map work of the window's project at ``root``, run on worker threads.
+
+    One :class:`~oddscope.core.workflows.segmentation.PixelMaps` is kept across
+    jobs, so the encoder is loaded and the fitted model read once; each job
+    points it at a connection of its own, writable while the window lends it the
+    writer lock (maps, the model and corrections are written), else read-only
+    (then only maps already computed can be shown).  Jobs of one instance never
+    overlap: they run in the one-thread ``pixel_maps`` lane or as a status-bar task
+    while that lane is idle.
+    """
+
+    def __init__(self, root):
+        self.root = root
+        self._maps: PixelMaps | None = None
+
+    def _open(self, writable: bool) -> tuple[Project, PixelMaps]:
+        project = Project.open(self.root, writable=writable)
+        if self._maps is None:
+            self._maps = PixelMaps(project)
+        self._maps.project = project
+        return project, self._maps
+
+    def fit(self, progress=None) -> None:
+        """Fit the map model (reference or zero-shot mode: the project decides); seconds to minutes."""
+        with self._open(writable=True)[0]:
+            self._maps.fit(progress=progress)
+
+    def map_of(self, item_id: int, writable: bool, progress=None) -> np.ndarray | None:
+        """The item's map (computed now when missing and ``writable``), or None when there is no model."""
+        project, maps = self._open(writable)
+        with project:
+            if not maps.is_current():
+                return None
+            if writable:
+                maps.compute([item_id], progress=progress)
+            return maps.map(item_id)
+
+    def mark_normal(self, item_id: int, region: np.ndarray, progress=None) -> tuple[int, np.ndarray | None]:
+        """``region`` (bool, image size) of the item is normal: correct the model, recompute this item's map.
+
+        Returns the number of patches added and the new map.
+        """
+        project, maps = self._open(writable=True)
+        with project:
+            added = maps.mark_normal(item_id, region)
+            return added, self._recomputed(item_id, progress)
+
+    def undo_normal(self, item_id: int, progress=None) -> tuple[int, np.ndarray | None]:
+        """Undo the newest normal correction and recompute this item's map; returns the patches removed and it."""
+        project, maps = self._open(writable=True)
+        with project:
+            removed = maps.undo_normal()
+            return removed, self._recomputed(item_id, progress)
+
+    def _recomputed(self, item_id: int, progress) -> np.ndarray | None:
+        """The item's map after the model changed (every map went stale): the one on screen comes first."""
+        self._maps.compute([item_id], progress=progress)
+        return self._maps.map(item_id)
+
+
+def paint_defect(mask_path, region: np.ndarray, size: tuple[int, int], progress=None) -> bytes | None:
+    """Add ``region`` (bool, any resolution over the whole image) to the defect mask PNG at ``mask_path``.
+
+    The mask is a binary PNG of the image's ``size`` (width, height), merged
+    with the one there.  Returns the previous file's bytes (None: there was
+    none), which :func:`restore_defect` puts back (undo).
+    """
+    from pathlib import Path
+
+    from PIL import Image
+
+    path = Path(mask_path)
+    previous = path.read_bytes() if path.exists() else None
+    painted = np.asarray(Image.fromarray(np.asarray(region, np.uint8) * 255).resize(size, Image.Resampling.NEAREST))
+    if previous is not None:
+        with Image.open(path) as old:
+            painted = np.maximum(painted, np.asarray(old.convert("L").resize(size, Image.Resampling.NEAREST)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part.png")
+    Image.fromarray(np.where(painted > 0, 255, 0).astype(np.uint8)).save(tmp)
+    tmp.replace(path)
+    return previous
+
+
+def restore_defect(mask_path, previous: bytes | None, progress=None) -> None:
+    """Put back the defect mask :func:`paint_defect` replaced (None: there was none)."""
+    from pathlib import Path
+
+    path = Path(mask_path)
+    if previous is None:
+        path.unlink(missing_ok=True)
+    else:
+        tmp = path.with_suffix(".part.png")
+        tmp.write_bytes(previous)
+        tmp.replace(path)
+
+
+
+def read_defect(mask_path, side: int = 256, progress=None) -> np.ndarray | None:
+    """The defect mask at ``mask_path`` as a float grid (longer side ``side``, box-averaged), None when absent."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    path = Path(mask_path)
+    if not path.exists():
+        return None
+    with Image.open(path) as image:
+        scale = min(1.0, side / max(image.size))
+        small = image.convert("L").resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                                          Image.Resampling.BOX)
+    return np.asarray(small, np.float32) / 255.0

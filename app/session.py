@@ -27,7 +27,8 @@ MAX_RECENT = 8
 # Larger tables are read in a child process: building them holds the GIL in long C calls (SQLite rows,
 # Arrow strings), which would freeze the window for seconds; smaller ones are not worth its start-up (~1 s)
 TABLE_IN_PROCESS_ITEMS = 100_000
-PROJECT_TASKS = ("load", "analyse", "import")  # tasks that read or write the open project
+# tasks that read or write the open project (pixel_*: the anomaly map model's fit and corrections)
+PROJECT_TASKS = ("load", "analyse", "import", "pixel_fit", "pixel_correct")
 
 
 class ProjectSession(QtCore.QObject):

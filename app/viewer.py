@@ -132,6 +132,7 @@ class ImageViewer(QtWidgets.QWidget):
         top_layout.setSpacing(4)
         top_layout.addLayout(header)
         top_layout.addWidget(self._make_controls())
+        self._top_layout = top_layout
         top_layout.addWidget(self.stack, 1)
         splitter = QtWidgets.QSplitter(Qt.Vertical)
         splitter.addWidget(top)
@@ -329,6 +330,14 @@ class ImageViewer(QtWidgets.QWidget):
         action = self._layer_actions[name]
         if action.isChecked() != visible:
             action.setChecked(visible)
+
+    def layer_action(self, name: str) -> QtGui.QAction:
+        """The Layers menu's check action of layer ``name``."""
+        return self._layer_actions[name]
+
+    def add_control_strip(self, widget: QtWidgets.QWidget) -> None:
+        """Put ``widget`` (a layer's controls) under the stretch and contrast controls, above the image."""
+        self._top_layout.insertWidget(self._top_layout.indexOf(self.stack), widget)
 
     def layer_names(self) -> list[str]:
         return list(self._layers)

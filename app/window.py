@@ -2,8 +2,9 @@
 
 The work behind them lives elsewhere: :class:`~oddscope.app.session.ProjectSession`
 (the project's life cycle and background work), :class:`~oddscope.app.labelling.LabellingController`
-(labels and re-ranking) and :class:`~oddscope.app.view_sync.ViewSync` (the views
-in step with the model).  Labelling keys (0-5, T, N, P, Ctrl+Z) are window-wide
+(labels and re-ranking), :class:`~oddscope.app.view_sync.ViewSync` (the views
+in step with the model) and :class:`~oddscope.app.pixel_maps.PixelMapsController` (the anomaly map
+over the viewer).  Labelling keys (0-5, T, N, P, Ctrl+Z) and M (the anomaly map) are window-wide
 so the hand can stay on the keyboard whatever has focus.  Long work runs as
 background tasks with progress and Cancel in the status bar.
 """
@@ -18,6 +19,7 @@ from oddscope.app.labelling import LabellingController
 from oddscope.app.mapview import MapView
 from oddscope.app.model import ProjectModel
 from oddscope.app.neighbours import NeighboursPanel
+from oddscope.app.pixel_maps import PixelMapsController
 from oddscope.app.ranking import RankingView
 from oddscope.app.ranking_table import SCORE_COLOURS
 from oddscope.app.session import ProjectSession
@@ -61,6 +63,7 @@ class MainWindow(QtWidgets.QMainWindow):
                               self.colour_combo, self.tasks.lane("interactive"), self)
         self.labelling = LabellingController(self.model, self.session, self.ranking, self.neighbours,
                                              self.ranking_combo, self.colour_combo, self)
+        self.pixel_maps = PixelMapsController(self.model, self.session, self.viewer, self)
 
         self.columns = QtWidgets.QSplitter(Qt.Horizontal)
         self.columns.addWidget(panel("Map", self.map_view,
@@ -132,8 +135,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.next_action = a("Next image", self.labelling.next_item, "N", "Go to the next image in the ranking (N)")
         self.previous_action = a("Previous image", self.labelling.previous_item, "P",
                                  "Go to the previous image in the ranking (P)")
-        self.more_like_this_action = a("More like this", self.labelling.more_like_this, "M",
-                                       "Select the current image's nearest neighbours on the map (M)")
+        self.more_like_this_action = a("More like this", self.labelling.more_like_this, "Shift+M",
+                                       "Select the current image's nearest neighbours on the map (Shift+M)")
+        self.anomaly_map_action = self.pixel_maps.toggle_action  # M
         self.reset_layout_action = a("Reset layout", self.reset_layout, None, "Put every panel back where it was")
         self.settings_action = a("Settings…", self.ask_settings, "Ctrl+,",
                                  "Encoder, detectors, k and neighbour metric; re-runs the analysis in the background")
@@ -208,6 +212,8 @@ class MainWindow(QtWidgets.QMainWindow):
         relearn_menu.addSeparator()
         relearn_menu.addActions(self.relearn_choice_actions.actions())
         view_menu = menu.addMenu("&View")
+        view_menu.addAction(self.anomaly_map_action)
+        view_menu.addSeparator()
         view_menu.addAction(self.reset_layout_action)
         settings_menu = menu.addMenu("&Settings")
         settings_menu.addAction(self.settings_action)
@@ -235,10 +241,11 @@ class MainWindow(QtWidgets.QMainWindow):
         m.labels_changed.connect(self._update_status)  # ...so the status says how many labels wait
         m.current_changed.connect(lambda _: self._update_enabled())
         m.labelling_changed.connect(lambda _: self._update_enabled())
-        for source in (self.session, self.labelling):
+        for source in (self.session, self.labelling, self.pixel_maps):
             source.message.connect(self.statusBar().showMessage)
         self.session.changed.connect(self._on_session_changed)
         self.session.closing.connect(self.views.project_closing)
+        self.session.closing.connect(self.pixel_maps.project_closing)
         self.session.features_changed.connect(self.views.set_neighbour_source)
         self.session.reanalysed.connect(self.labelling.features_changed)
         self.session.reanalysed.connect(self.views.fill_colour_choices)
@@ -301,6 +308,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_loaded(self) -> None:
         self.session.loaded()
         self.labelling.project_loaded()
+        self.pixel_maps.project_loaded()
         self.views.project_loaded()
         self._update_status()
         self._update_title()
@@ -348,6 +356,7 @@ class MainWindow(QtWidgets.QMainWindow):
             action.setEnabled(can_label)
         for action in (self.next_action, self.previous_action, self.more_like_this_action):
             action.setEnabled(has_project)
+        self.anomaly_map_action.setEnabled(has_project)
         self.export_action.setEnabled(has_project and not self.tasks.running("export"))
         self.import_action.setEnabled(can_label)
         self.settings_action.setEnabled(has_project and not self.model.read_only)

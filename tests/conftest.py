@@ -1,4 +1,4 @@
-"""Shared pytest setup: Qt tests run without a display; one small demo project per session."""
+"""Shared pytest setup: Qt tests run without a display; one small demo project and one texture project per session."""
 import os
 import shutil
 
@@ -24,6 +24,17 @@ def demo_dir(tmp_path_factory):
     with Project.create(root / "project") as project:
         index_images(project, root / "images")
     return root
+
+
+@pytest.fixture(scope="session")
+def texture_dir(tmp_path_factory):
+    """The texture collection with planted defects (:mod:`textures`), indexed once per session.
+
+    Tests that write (maps, corrections) use a copy of it.
+    """
+    from textures import make_texture_project
+
+    return make_texture_project(tmp_path_factory.mktemp("texture"))
 
 
 @pytest.fixture

@@ -178,6 +178,18 @@ class PixelMaps:
         self._mark_all_stale()
         return int(cells.sum())
 
+    def undo_normal(self) -> int:
+        """Undo the newest :meth:`mark_normal`: its patches leave the model and every map goes stale.
+
+        Returns the number of patches removed (0: no correction to undo).
+        """
+        scorer = self.scorer
+        removed = scorer.remove_last_correction() if scorer is not None else 0
+        if removed:
+            scorer.save(self.project.layout.patch_model)
+            self._mark_all_stale()
+        return removed
+
     # -------------------------------------------------------------- helpers
     def _store(self) -> FeatureStore:
         size = (self.scorer.settings.map_size if self._scorer or self.is_current() else MapSettings().map_size)

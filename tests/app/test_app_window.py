@@ -240,7 +240,7 @@ def test_walk_to_a_neighbour_and_more_like_this(qtbot, window):
     assert window.map_view.current() == model.map_position(target)
     qtbot.waitUntil(lambda: panel.item() == target and panel.more_button.isEnabled(), timeout=20_000)
 
-    window.more_like_this_action.trigger()  # key M
+    window.more_like_this_action.trigger()  # Shift+M
     expected = {target, *panel.neighbour_ids().tolist()}
     assert set(model.selection.tolist()) == expected
     assert set(window.ranking.visible_ids().tolist()) == expected
@@ -315,6 +315,7 @@ def test_shortcut_sheet_lists_the_labelling_keys(qtbot):
     rows = dict((action, keys) for keys, action in window.shortcut_rows())
     assert rows["Score 3"] == "3" and rows["Tag"] == "T" and rows["Undo label"] == "Ctrl+Z"
     assert rows["Next image"] == "N" and rows["Previous image"] == "P"
+    assert rows["Anomaly map"] == "M" and rows["More like this"] == "Shift+M"
     assert window.shortcuts_action.shortcut().toString() == "F1"
 
 

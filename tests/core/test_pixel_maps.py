@@ -1,12 +1,12 @@
 """Per-pixel anomaly maps: the defect is where the map says, calibration means what it says, corrections teach.
 
-Images are a regular texture (random phase, sensor noise) with defects planted
-at known places; features come from the real default encoder.
+Images are the texture collection of :mod:`textures` (defects planted at known
+places); features come from the real default encoder.
 """
 
 import numpy as np
 import pytest
-from PIL import Image
+from textures import SIZE, SQUARE, item_ids
 
 from oddscope.core.models.patches import Calibration, PatchScorer
 from oddscope.core.models.patches.bank import greedy_coreset, nearest_distances
@@ -14,25 +14,7 @@ from oddscope.core.models.segmentation_metrics import resize_map
 from oddscope.core.progress import Cancelled, Progress
 from oddscope.core.project.layout import PIXEL_MAP_SCORE
 from oddscope.core.project.store import Project
-from oddscope.core.workflows.pipeline import IndexOptions, index_images
 from oddscope.core.workflows.segmentation import PixelMaps
-
-SIZE = 224
-SQUARE = (slice(96, 124), slice(56, 84))  # rows, columns of the planted dark square
-QUICK = IndexOptions(detectors=("knn",), make_map=False, make_clusters=False, workers=0)
-
-
-def texture(rng, square=False, ring=False) -> np.ndarray:
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
-    phase = rng.uniform(0, 2 * np.pi, 2)
-    value = 128 + 50 * np.sin(xx / 4.0 + phase[0]) * np.sin(yy / 6.0 + phase[1]) + rng.normal(0, 6, (SIZE, SIZE))
-    image = np.stack([value, 0.9 * value, 0.8 * value], axis=-1)
-    if square:
-        image[SQUARE] = 30
-    if ring:  # a bright ring at the top right: the "pattern" a correction teaches is normal
-        r = np.hypot(yy - 50, xx - 170)
-        image[(r > 14) & (r < 22)] = 250
-    return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def in_cells(index, map_size, rows, cols, margin=2):
@@ -44,31 +26,17 @@ def in_cells(index, map_size, rows, cols, margin=2):
 
 
 @pytest.fixture(scope="module")
-def texture_project(tmp_path_factory):
-    """10 normal references; tests: 3 normal, 2 with the square, 2 with the ring pattern."""
-    root = tmp_path_factory.mktemp("texture")
-    rng = np.random.default_rng(0)
-    for folder in ("reference", "images"):
-        (root / folder).mkdir()
-    for i in range(10):
-        Image.fromarray(texture(rng)).save(root / "reference" / f"ref{i}.png")
-    kinds = {"normal0": {}, "normal1": {}, "normal2": {}, "square0": {"square": True}, "square1": {"square": True},
-             "ring0": {"ring": True}, "ring1": {"ring": True}}
-    for name, kind in kinds.items():
-        Image.fromarray(texture(rng, **kind)).save(root / "images" / f"{name}.png")
-    with Project.create(root / "project") as project:
-        index_images(project, root / "images", root / "reference", QUICK)
-    return root
+def texture_project(texture_dir, tmp_path_factory):
+    """This module's copy of the texture collection (the first test computes its maps)."""
+    import shutil
 
-
-def _ids(project, root):
-    return {p.stem: project.item_id(p) for p in sorted((root / "images").glob("*.png"))}
+    return shutil.copytree(texture_dir, tmp_path_factory.mktemp("texture") / "copy")
 
 
 def test_the_map_peaks_inside_a_planted_defect_and_scores_it_above_normal_images(texture_project):
     with Project.open(texture_project / "project", writable=True) as project:
         maps = PixelMaps(project)
-        ids = _ids(project, texture_project)
+        ids = item_ids(project, texture_project)
         maps.compute()
         scores = maps.scores()
         for name in ("square0", "square1"):
@@ -86,7 +54,7 @@ def test_a_this_is_normal_correction_clears_the_same_pattern_on_another_image(te
     shutil.copytree(texture_project, tmp_path / "copy")
     with Project.open(tmp_path / "copy" / "project", writable=True) as project:
         maps = PixelMaps(project)
-        ids = _ids(project, tmp_path / "copy")
+        ids = item_ids(project, tmp_path / "copy")
         maps.compute()
         before = maps.scores()
         normal = max(before[ids[f"normal{i}"]] for i in range(3))
@@ -98,6 +66,11 @@ def test_a_this_is_normal_correction_clears_the_same_pattern_on_another_image(te
         after = maps.scores()
         assert after[ids["ring1"]] < normal + 1.0, "the same pattern on another image is normal now"
         assert after[ids["square0"]] > normal + 3, "the correction must not clear other defects"
+        assert maps.undo_normal() > 0 and np.isnan(maps.scores()).all(), "an undo marks every map stale"
+        assert PixelMaps(project).scorer.correction_sizes.size == 0, "the undo is saved with the model"
+        maps.compute([ids["ring1"]])
+        assert maps.scores()[ids["ring1"]] > normal + 10, "undone: the pattern alarms again"
+        assert maps.undo_normal() == 0
 
 
 def test_zero_shot_finds_the_defect_among_the_collection_without_references(texture_project, tmp_path):
@@ -108,7 +81,7 @@ def test_zero_shot_finds_the_defect_among_the_collection_without_references(text
         maps = PixelMaps(project)
         maps.fit("zero-shot")
         maps.compute()
-        ids = _ids(project, tmp_path / "copy")
+        ids = item_ids(project, tmp_path / "copy")
         scores = maps.scores()
         values = maps.map(ids["square0"])
         assert in_cells(np.unravel_index(np.argmax(values), values.shape), values.shape[0], *SQUARE)

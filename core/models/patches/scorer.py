@@ -12,6 +12,7 @@
 Corrections: patches the user marked normal form a second bank; a patch's
 distance is the smaller of the mode's and its distance to a corrected patch, so
 a false alarm the user cleared disappears from every image that shares it.
+Each correction's size is kept, so the newest can be undone.
 The calibration is kept: the same value still means the same rate on normal
 pixels that were never corrected.
 """
@@ -55,6 +56,7 @@ class PatchScorer:
         self.pool: np.ndarray | None = None  # zero-shot mode: (M, h*w, D) float16
         self.pool_ids = np.empty(0, np.int64)
         self.corrections = np.empty((0, 0), np.float32)
+        self.correction_sizes = np.empty(0, np.int64)  # patches per correction, oldest first (to undo one)
         self.calibration: Calibration | None = None
 
     # ----------------------------------------------------------------- fitting
@@ -71,6 +73,7 @@ class PatchScorer:
         n_keep = min(self.settings.max_bank, max(1, int(np.ceil(self.settings.coreset_ratio * len(flat)))))
         self.bank = flat[greedy_coreset(flat, n_keep, self.settings.seed, progress)].astype(np.float32)
         self.corrections = np.empty((0, flat.shape[1]), np.float32)
+        self.correction_sizes = np.empty(0, np.int64)
         self.calibration = Calibration.fit(self._smooth(self.raw(patches[held])))
         return self
 
@@ -82,6 +85,7 @@ class PatchScorer:
         self.pool = pool_patches.reshape(m, h * w, d).astype(np.float16)
         self.pool_ids = np.asarray(pool_ids, dtype=np.int64)
         self.corrections = np.empty((0, d), np.float32)
+        self.correction_sizes = np.empty(0, np.int64)
         self.calibration = Calibration.fit(self._smooth(self.raw(pool_patches, self.pool_ids)))
         return self
 
@@ -89,6 +93,16 @@ class PatchScorer:
         """Patches ``(k, D)`` the user marked normal: their neighbourhood scores as normal from now on."""
         patches = np.asarray(patches, np.float32).reshape(-1, self.corrections.shape[1])
         self.corrections = np.concatenate([self.corrections, patches])
+        self.correction_sizes = np.append(self.correction_sizes, len(patches))
+
+    def remove_last_correction(self) -> int:
+        """Forget the newest :meth:`add_normal` (undo); returns the number of patches removed (0: none left)."""
+        if not len(self.correction_sizes):
+            return 0
+        size = int(self.correction_sizes[-1])
+        self.corrections = self.corrections[: len(self.corrections) - size]
+        self.correction_sizes = self.correction_sizes[:-1]
+        return size
 
     # ----------------------------------------------------------------- scoring
     def raw(self, patches: np.ndarray, ids=None) -> np.ndarray:
@@ -138,7 +152,8 @@ class PatchScorer:
     def save(self, path: Path) -> None:
         meta = {"mode": self.mode, "input_size": self.input_size, "settings": asdict(self.settings),
                 "calibration": self.calibration.to_dict()}
-        arrays = {"corrections": self.corrections, "pool_ids": self.pool_ids}
+        arrays = {"corrections": self.corrections, "correction_sizes": self.correction_sizes,
+                  "pool_ids": self.pool_ids}
         arrays["bank" if self.mode == "reference" else "pool"] = self.bank if self.mode == "reference" else self.pool
         tmp = Path(path).with_suffix(".part.npz")
         np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
@@ -151,6 +166,9 @@ class PatchScorer:
             scorer = cls(meta["mode"], meta["input_size"], MapSettings(**meta["settings"]))
             scorer.calibration = Calibration.from_dict(meta["calibration"])
             scorer.corrections = data["corrections"]
+            scorer.correction_sizes = (data["correction_sizes"] if "correction_sizes" in data.files
+                                       else np.array([len(scorer.corrections)] if len(scorer.corrections) else [],
+                                                     np.int64))  # a model saved before: its corrections as one
             scorer.pool_ids = data["pool_ids"]
             if scorer.mode == "reference":
                 scorer.bank = data["bank"]
