@@ -100,11 +100,12 @@ class PixelMapJobs:
 
     One :class:`~oddscope.core.workflows.segmentation.PixelMaps` is kept across
     jobs, so the encoder is loaded and the fitted model read once; each job
-    points it at a connection of its own, writable while the window lends it the
-    writer lock (maps, the model and corrections are written), else read-only
-    (then only maps already computed can be shown).  Jobs of one instance never
-    overlap: they run in the one-thread ``pixel_maps`` lane or as a status-bar task
-    while that lane is idle.
+    points it at a connection of its own.  Maps are computed through a
+    read-only connection (they are written to the maps file, not the database),
+    so labelling goes on meanwhile; a fit or a correction writes the model and
+    needs the writer lock the window lends it.  Jobs of one instance never
+    overlap: they run in the one-thread ``pixel_maps`` lane or as a status-bar
+    task while that lane is idle.
     """
 
     def __init__(self, root):
@@ -123,14 +124,13 @@ class PixelMapJobs:
         with self._open(writable=True)[0]:
             self._maps.fit(progress=progress)
 
-    def map_of(self, item_id: int, writable: bool, progress=None) -> np.ndarray | None:
-        """The item's map (computed now when missing and ``writable``), or None when there is no model."""
-        project, maps = self._open(writable)
+    def map_of(self, item_id: int, progress=None) -> np.ndarray | None:
+        """The item's map (computed now and cached when missing), or None when there is no model yet."""
+        project, maps = self._open(writable=False)
         with project:
             if not maps.is_current():
                 return None
-            if writable:
-                maps.compute([item_id], progress=progress)
+            maps.compute([item_id], store_scores=False, progress=progress)
             return maps.map(item_id)
 
     def mark_normal(self, item_id: int, region: np.ndarray, progress=None) -> tuple[int, np.ndarray | None]:

@@ -3,9 +3,9 @@
 The map of the image on screen is fetched on a worker (the ``pixel_maps`` lane,
 latest wins) through :class:`~oddscope.app.jobs.PixelMapJobs`; the first one
 fits the map model, a status-bar task with progress and Cancel.  Maps, the
-model and corrections are written by those jobs, so the window lends them its
-writer lock while they run (labelling pauses meanwhile, as for an import);
-a read-only window shows the maps computed already.
+maps are computed through a read-only connection (labelling goes on), while
+the fit and corrections write the model, so the window lends them its writer
+lock (labelling pauses meanwhile, as for an import).
 
 Corrections are painted with a brush in the viewer: *normal* adds the region's
 patches to the model's normal patches (the same false alarm disappears from
@@ -226,23 +226,19 @@ class PixelMapsController(QtCore.QObject):
             return
         if self._model_task_running():
             return  # asked again when it ends
-        writable = self._can_write()
-        self._say("Computing the anomaly map…" if writable else "Reading the anomaly map…")
-        task = Task("map", "Anomaly map", self._jobs.map_of, item_id, writable)
-        task.finished.connect(lambda values, i=item_id, w=writable: self._fetched(i, values, w))
+        self._say("Computing the anomaly map…")
+        task = Task("map", "Anomaly map", self._jobs.map_of, item_id)
+        task.finished.connect(lambda values, i=item_id: self._fetched(i, values))
         task.failed.connect(lambda message, _details: self._say(f"No anomaly map: {message}"))
-        if writable:
-            give_back = self._lend()
-            task.done.connect(lambda _outcome: give_back())
         self.lane.submit(task)
 
-    def _fetched(self, item_id: int, values, writable: bool) -> None:
+    def _fetched(self, item_id: int, values) -> None:
         if item_id != self.viewer.item_id or not self.visible:
             return
         if values is not None:
             self._show_map(item_id, values)
-        elif not writable:
-            self._say("No anomaly map yet, and this window cannot compute one: "
+        elif not self._can_write():
+            self._say("No anomaly map model yet, and this window cannot fit one: "
                       + ("the project is read-only" if self.model.read_only else "a background task writes it"))
         elif not self._fit_tried:
             self._fit()

@@ -4,10 +4,12 @@ The model (:mod:`oddscope.core.models.patches`) is fitted on the project's
 known-normal (reference) images when it has them, else zero-shot on a pool of
 its images, and saved in the project.  Maps are computed for the items asked
 for (the app asks for what the user looks at; ``oddscope maps compute`` and
-``evaluate segmentation`` ask for all), written as float16 rows and fsynced
-before their image score marks them current, so a cancelled or killed run
-keeps what it finished.  Whatever changes the model (a refit, a correction)
-marks every map stale; they are recomputed when next needed.
+``evaluate segmentation`` ask for all), written as float16 rows, each ending in
+a flag that marks it current, and fsynced, so a cancelled or killed run keeps
+what it finished.  Writing a map needs no database write, so the app computes
+the maps the user looks at through a read-only connection while labelling goes
+on.  Whatever changes the model (a refit, a correction) deletes the maps file:
+every map is recomputed when next needed.
 """
 
 from __future__ import annotations
@@ -110,51 +112,57 @@ class PixelMaps:
         return scorer
 
     # ------------------------------------------------------------------- maps
-    def compute(self, ids=None, batch_size: int = 8, num_workers: int | None = 0, progress=None) -> np.ndarray:
+    def compute(self, ids=None, batch_size: int = 8, num_workers: int | None = 0, store_scores: bool = True,
+                progress=None) -> np.ndarray:
         """Maps for ``ids`` (default: every readable test item) that have no current one; returns the ids done.
 
-        Fits the model first when there is none.  Progress reports ``maps``;
-        a cancel keeps every finished batch.
+        Fits the model first when there is none.  Maps are written to the maps
+        file only, so a read-only connection can compute them (the app does,
+        for the image on screen, without taking the project's writer lock);
+        ``store_scores`` also records every current map's image score in the
+        project (``score_patchmap``: needs a writable project).  Progress
+        reports ``maps``; a cancel keeps every finished batch.
         """
         progress = as_progress(progress)
         scorer = self.scorer or self.fit(progress=progress)
         ids = self.project.ids_with_status("ok", "test") if ids is None else np.asarray(ids, np.int64)
-        scores = self._scores()
-        todo = np.array([i for i in ids if not np.isfinite(scores[i])], dtype=np.int64)
-        if not len(todo):
-            return todo
+        current = self._current()
+        todo = np.array([i for i in ids if i >= len(current) or not current[i]], dtype=np.int64)
         store = self._store()
         store.open(self.project.n_items)
-        paths = self.project.resolve_all(self.project.items(with_meta=False).loc[todo, "path"])
+        paths = self.project.resolve_all(self.project.items(with_meta=False).loc[todo, "path"]) if len(todo) else []
         done = 0
         progress.update("maps", 0, len(todo))
-        for batch_ids, ok, images, _ in decoded_batches(todo, paths, self.extractor.encoder, batch_size,
-                                                        num_workers):
+        for batch_ids, ok, images, _ in (decoded_batches(todo, paths, self.extractor.encoder, batch_size,
+                                                         num_workers) if len(todo) else ()):
             good = batch_ids[ok]
             if len(good):
-                maps = scorer.maps(self.extractor(images), good)
-                store.write_rows(good, maps.reshape(len(good), -1))
-                scores = self._scores()  # another process (the app's lane) may have written rows meanwhile
-                scores[good] = scorer.image_scores(maps)
-                self.project.save_array(PIXEL_MAP_SCORE, scores)
+                maps = scorer.maps(self.extractor(images), good).reshape(len(good), -1)
+                store.write_rows(good, np.concatenate([maps, np.ones((len(good), 1), np.float32)], axis=1))
+                if store_scores:
+                    self._store_scores()
             done += len(batch_ids)
             progress.update("maps", done, len(todo))
+        if store_scores:
+            self._store_scores()
         return todo
 
     def map(self, item_id: int) -> np.ndarray | None:
         """The current map of ``item_id`` (``(S, S)`` float32, calibrated units), or None."""
-        scores = self._scores()
-        if item_id >= len(scores) or not np.isfinite(scores[item_id]):
+        matrix = self._store().read() if self.scorer is not None else None
+        if matrix is None or item_id >= len(matrix) or matrix[item_id, -1] != 1:
             return None
-        matrix = self._store().read()
         size = self.scorer.settings.map_size
-        return np.asarray(matrix[item_id], np.float32).reshape(size, size)
+        return np.asarray(matrix[item_id, :-1], np.float32).reshape(size, size)
 
-    def maps(self, ids) -> np.ndarray:
-        """Current maps of ``ids`` (computing the missing ones), ``(n, S, S)`` float32."""
-        self.compute(ids)
-        size = self.scorer.settings.map_size
-        return np.asarray(self._store().read()[np.asarray(ids)], np.float32).reshape(len(ids), size, size)
+    def scores(self) -> np.ndarray:
+        """Each item's map score (the highest value of its current map) as last stored, NaN where none."""
+        scores = self.project.load_array(PIXEL_MAP_SCORE)
+        n = self.project.n_items
+        out = np.full(n, np.nan, np.float32)
+        if scores is not None:
+            out[: min(n, len(scores))] = scores[:n]
+        return out
 
     # ------------------------------------------------------------ corrections
     def mark_normal(self, item_id: int, region: np.ndarray) -> int:
@@ -192,22 +200,26 @@ class PixelMaps:
 
     # -------------------------------------------------------------- helpers
     def _store(self) -> FeatureStore:
-        size = (self.scorer.settings.map_size if self._scorer or self.is_current() else MapSettings().map_size)
-        return FeatureStore(self.project.layout.pixel_maps, size * size, _MAP_DTYPE)
+        """The maps file: a row per item, its map's cells then a flag that is 1 once the map is written."""
+        size = self.scorer.settings.map_size if self.scorer is not None else MapSettings().map_size
+        return FeatureStore(self.project.layout.pixel_maps, size * size + 1, _MAP_DTYPE)
 
-    def scores(self) -> np.ndarray:
-        """Each item's map score (the highest value of its current map), NaN where it has none."""
-        return self._scores()
+    def _current(self) -> np.ndarray:
+        """Whether each item (row) has a current map."""
+        matrix = self._store().read() if self.scorer is not None else None
+        return np.zeros(0, bool) if matrix is None else np.asarray(matrix[:, -1] == 1)
 
-    def _scores(self) -> np.ndarray:
-        scores = self.project.load_array(PIXEL_MAP_SCORE)
-        n = self.project.n_items
-        out = np.full(n, np.nan, np.float32)
-        if scores is not None:
-            out[: min(n, len(scores))] = scores[:n]
-        return out
+    def _store_scores(self) -> None:
+        """Record the image score of every current map (maps the app computed read-only included)."""
+        matrix = self._store().read()
+        scores = np.full(self.project.n_items, np.nan, np.float32)
+        current = np.flatnonzero(np.asarray(matrix[:, -1] == 1))
+        current = current[current < len(scores)]
+        scores[current] = PatchScorer.image_scores(np.asarray(matrix[current, :-1], np.float32))
+        self.project.save_array(PIXEL_MAP_SCORE, scores)
 
     def _mark_all_stale(self) -> None:
+        self.project.layout.pixel_maps.unlink(missing_ok=True)
         self.project.save_array(PIXEL_MAP_SCORE, np.full(self.project.n_items, np.nan, np.float32))
 
     def _patches(self, ids, progress, stage: str) -> tuple[np.ndarray, np.ndarray]:
