@@ -132,7 +132,8 @@ class PixelMaps:
         store.open(self.project.n_items)
         paths = self.project.resolve_all(self.project.items(with_meta=False).loc[todo, "path"]) if len(todo) else []
         done = 0
-        progress.update("maps", 0, len(todo))
+        if len(todo):
+            progress.update("maps", 0, len(todo))
         for batch_ids, ok, images, _ in (decoded_batches(todo, paths, self.extractor.encoder, batch_size,
                                                          num_workers) if len(todo) else ()):
             good = batch_ids[ok]

@@ -35,6 +35,10 @@ def evaluate_segmentation(project: Project, masks_dir, max_side: int = EVAL_MAX_
         raise ValueError(f"{project.root} has no readable test images to evaluate")
     paths = project.resolve_all(project.items(with_meta=False).loc[ids, "path"])
     matches = find_masks(masks_dir, paths)
+    if all(mask is None for mask in matches.values()):
+        raise ValueError(f"no mask in {masks_dir} matches an image of the project ({matches.summary()}); masks are "
+                         "matched by file stem: <stem>.png, <stem>_mask.png or <stem>_gt.png, in the folder or in "
+                         "subfolders mirroring the images'")
     start = time.perf_counter()
     computed = pixel_maps.compute(ids, progress=progress)
     seconds = time.perf_counter() - start

@@ -199,3 +199,15 @@ def test_a_read_only_connection_computes_and_caches_maps_and_a_writer_scores_the
         scores = maps.scores()
         assert np.isfinite(scores[list(ids.values())]).all()
         assert scores[ids["square0"]] == pytest.approx(maps.map(ids["square0"]).max())
+
+
+def test_evaluate_segmentation_refuses_a_mask_folder_that_matches_no_image(texture_project, tmp_path):
+    from click.testing import CliRunner
+
+    from oddscope.core.cli import main
+
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "masks" / "unrelated_mask.png")
+    result = CliRunner().invoke(main, ["evaluate", "segmentation", "-p", str(texture_project / "project"),
+                                       "--masks", str(tmp_path / "masks")])
+    assert result.exit_code == 1 and "no mask in" in result.output and "1 mask files matched no image" in result.output
