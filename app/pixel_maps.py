@@ -39,6 +39,7 @@ from oddscope.app.model import ProjectModel
 from oddscope.app.session import ProjectSession
 from oddscope.app.viewer import ImageViewer
 from oddscope.app.worker import Task
+from oddscope.core.project.layout import PIXEL_MAP_SCORE
 from oddscope.core.workflows.map_export import DEFAULT_THRESHOLD, SCALE_MAX
 
 LAYER = "Anomaly map"
@@ -194,8 +195,14 @@ class PixelMapsController(QtCore.QObject):
         self.undo_steps.clear()
         self.set_paint_mode(None)
         self._show_map(None, None)
-        if self.visible:
+        if self._has_maps():  # a project whose maps were computed (e.g. the inspection demo) opens with them shown
+            self.set_visible(True)
+        elif self.visible:
             self.request()
+
+    def _has_maps(self) -> bool:
+        table = self.model.table
+        return table is not None and PIXEL_MAP_SCORE in table and bool(table[PIXEL_MAP_SCORE].notna().any())
 
     def project_closing(self) -> None:
         """The project closes: its jobs stop and nothing of it stays on screen."""

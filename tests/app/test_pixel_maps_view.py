@@ -199,3 +199,13 @@ def test_painting_a_false_alarm_normal_clears_it_on_another_image(qtbot, fitted_
     assert "Undid the normal region of ring0.png" in window.statusBar().currentMessage()
     assert not controls.undo_steps and window.errors == []
     window.close()
+
+
+def test_a_project_whose_maps_are_computed_opens_with_the_map_shown(qtbot, fitted_dir, tmp_path):
+    """As the inspection demo does: its maps were computed in bulk, so the window shows them at once."""
+    root = shutil.copytree(fitted_dir, tmp_path / "computed")
+    with Project.open(root / "project", writable=True) as project:
+        PixelMaps(project).compute()
+    window = open_window(qtbot, root / "project")
+    assert window.pixel_maps.visible and window.viewer.layer(LAYER).isVisible()
+    qtbot.waitUntil(lambda: window.pixel_maps.map_item == window.viewer.item_id, timeout=MAP_TIMEOUT_MS)
