@@ -66,6 +66,9 @@ def maps_export(project_dir, out, threshold, quiet):
         finally:
             bars.close()
     click.echo(f"Wrote {len(table)} heat map(s) and mask(s) to {out}, threshold {threshold_meaning(threshold)}")
+    if table["painted_defect"].any():
+        click.echo(f"and the {int(table['painted_defect'].sum())} defect mask(s) painted in the app to {out}/defects "
+                   f"(evaluate against them: oddscope evaluate segmentation -p {project_dir} --masks {out}/defects)")
 
 
 @click.command("segmentation")

@@ -8,6 +8,7 @@ and masks are thresholded in the same units (see
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,9 @@ def heat_rgb(values: np.ndarray) -> np.ndarray:
 def export_maps(project: Project, out, threshold: float = DEFAULT_THRESHOLD, progress=None) -> pd.DataFrame:
     """Write ``<name>.map.png`` and ``<name>.mask.png`` (image size) per item and ``maps.csv``; returns the table.
 
+    Defects the user painted in the app are copied to ``defects/<name>.png``:
+    ground truth that ``oddscope evaluate segmentation --masks OUT/defects`` reads.
+
     Computes the maps that are missing (with progress); ``<name>`` is the
     image's file stem, with its item id appended where two images share one.
     """
@@ -51,6 +55,11 @@ def export_maps(project: Project, out, threshold: float = DEFAULT_THRESHOLD, pro
     scores = pixel_maps.scores()
     rows = []
     for item_id in ids:
+        name = f"{stems[item_id]}_{item_id}" if duplicated[item_id] else stems[item_id]
+        painted = project.layout.defect_mask(item_id)
+        if painted.exists():  # the user's mask label, named as its image: `evaluate segmentation --masks OUT/defects`
+            (out / "defects").mkdir(exist_ok=True)
+            shutil.copyfile(painted, out / "defects" / f"{name}.png")
         values = pixel_maps.map(int(item_id))
         if values is None:
             continue
@@ -58,13 +67,12 @@ def export_maps(project: Project, out, threshold: float = DEFAULT_THRESHOLD, pro
         with Image.open(path) as image:
             width, height = image.size
         full = resize_map(values, (height, width))
-        name = f"{stems[item_id]}_{item_id}" if duplicated[item_id] else stems[item_id]
         Image.fromarray(heat_rgb(full)).save(out / f"{name}.map.png")
         mask = full >= threshold
         Image.fromarray(mask.astype(np.uint8) * 255).save(out / f"{name}.mask.png")
         rows.append({"path": str(path), "name": name, "map_score": float(scores[item_id]),
-                     "area_above_threshold": float(mask.mean())})
-    table = pd.DataFrame(rows, columns=["path", "name", "map_score", "area_above_threshold"])
+                     "area_above_threshold": float(mask.mean()), "painted_defect": painted.exists()})
+    table = pd.DataFrame(rows, columns=["path", "name", "map_score", "area_above_threshold", "painted_defect"])
     table.to_csv(out / "maps.csv", index=False)
     return table
 

@@ -211,3 +211,28 @@ def test_evaluate_segmentation_refuses_a_mask_folder_that_matches_no_image(textu
     result = CliRunner().invoke(main, ["evaluate", "segmentation", "-p", str(texture_project / "project"),
                                        "--masks", str(tmp_path / "masks")])
     assert result.exit_code == 1 and "no mask in" in result.output and "1 mask files matched no image" in result.output
+
+
+def test_defects_painted_in_the_app_are_exported_as_ground_truth_for_evaluate(texture_project, tmp_path):
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from oddscope.core.cli import main
+
+    root = shutil.copytree(texture_project, tmp_path / "copy")
+    with Project.open(root / "project") as project:
+        painted = project.layout.defect_mask(item_ids(project, root)["square0"])
+    painted.parent.mkdir(parents=True, exist_ok=True)
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    mask[SQUARE] = 255
+    Image.fromarray(mask).save(painted)  # what the app's Paint defect writes
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["maps", "export", "-p", str(root / "project"), "-o", str(out)])
+    assert result.exit_code == 0 and "1 defect mask(s) painted" in result.output, result.output
+    assert (np.asarray(Image.open(out / "defects" / "square0.png")) > 0).sum() == mask.astype(bool).sum()
+    result = CliRunner().invoke(main, ["evaluate", "segmentation", "-p", str(root / "project"),
+                                       "--masks", str(out / "defects"), "--json"])
+    report = json.loads(result.output)
+    assert report["n_defective"] == 1 and report["pixel_auroc"] > 0.9
