@@ -166,9 +166,7 @@ class PatchScorer:
             scorer = cls(meta["mode"], meta["input_size"], MapSettings(**meta["settings"]))
             scorer.calibration = Calibration.from_dict(meta["calibration"])
             scorer.corrections = data["corrections"]
-            scorer.correction_sizes = (data["correction_sizes"] if "correction_sizes" in data.files
-                                       else np.array([len(scorer.corrections)] if len(scorer.corrections) else [],
-                                                     np.int64))  # a model saved before: its corrections as one
+            scorer.correction_sizes = data["correction_sizes"]
             scorer.pool_ids = data["pool_ids"]
             if scorer.mode == "reference":
                 scorer.bank = data["bank"]
