@@ -14,9 +14,9 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from oddscope.core.data.images import is_image_path
+from oddscope.core.data.masks import load_mask as read_mask
 
 
 def mpdd_split(root, seed: int = 0) -> tuple[list[str], list[str], list[str | None]]:
@@ -59,13 +59,8 @@ def folder_split(root) -> tuple[list[str], list[str], list[str | None]]:
 
 
 def load_mask(path: str | None, shape: tuple[int, int]) -> np.ndarray:
-    """Boolean (H, W) defect mask (pixels > 0); all False for a normal image (``path`` None)."""
-    if path is None:
-        return np.zeros(shape, dtype=bool)
-    mask = np.asarray(Image.open(path).convert("L")) > 0
-    if mask.shape != tuple(shape):
-        raise ValueError(f"{path}: mask is {mask.shape}, its image {tuple(shape)}")
-    return mask
+    """Boolean (H, W) defect mask (``oddscope.core.data.masks``); all False for a normal image (``path`` None)."""
+    return np.zeros(shape, dtype=bool) if path is None else read_mask(path, shape)
 
 
 def _images_in(folder: Path) -> list[str]:
