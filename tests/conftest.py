@@ -1,10 +1,16 @@
 """Shared pytest setup: Qt tests run without a display; one small demo project and one texture project per session."""
+import atexit
 import os
 import shutil
+import tempfile
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Exported encoders (OpenVINO) go to a cache of this session, never to the user's home; the CLI's subprocesses
+# inherit it, so the default encoder is exported once per session.
+os.environ["ODDSCOPE_CACHE"] = tempfile.mkdtemp(prefix="oddscope-test-cache-")
+atexit.register(shutil.rmtree, os.environ["ODDSCOPE_CACHE"], ignore_errors=True)
 
 DEMO_IMAGES = 150
 

@@ -10,7 +10,7 @@ import click
 
 from oddscope.core.cli.common import PROJECT, Bars, friendly_errors
 from oddscope.core.cli.maps import evaluate_segmentation, maps
-from oddscope.core.models.registry import DEFAULT_ENCODER, DETECTORS, ENCODERS, METRICS, RANKERS
+from oddscope.core.models.registry import DEFAULT_ENCODER, DETECTORS, ENCODERS, METRICS, RANKERS, RUNTIMES
 from oddscope.core.progress import Cancelled
 from oddscope.core.project.csv_paths import PATH_RULE
 from oddscope.core.project.layout import ENCODER, RANKING
@@ -32,6 +32,9 @@ def main():
               help=f"{', '.join(entry.label for entry in ENCODERS.values())}.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), help="Local weights file for the encoder.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
+              help="Where the encoder runs: auto = OpenVINO on the CPU for Lite/timm encoders (exported once into "
+                   "~/.cache/oddscope, about twice torch's speed), torch on CUDA and for CLIP.")
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--workers", type=int, default=None, help="Decoding processes (default: one per spare core).")
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
@@ -44,17 +47,17 @@ def main():
 @click.option("--no-clusters", is_flag=True, help="Skip clustering.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @friendly_errors
-def index(images, project_dir, reference, encoder, weights, device, batch_size, workers, dtype, detectors, k,
-          max_pixels, no_map, no_clusters, quiet):
+def index(images, project_dir, reference, encoder, weights, device, runtime, batch_size, workers, dtype, detectors,
+          k, max_pixels, no_map, no_clusters, quiet):
     """Index IMAGES (a folder, searched recursively, or a CSV manifest with a `path` column) into a project:
     features, every detector's scores, the map and clusters. Run it again to add new images: only those
     are encoded."""
     from oddscope.core.workflows.pipeline import IndexOptions, NotEnoughImages, index_images
 
     chosen = tuple(d.strip() for d in detectors.split(",")) if detectors else DETECTORS.standard()
-    options = IndexOptions(encoder=encoder, weights=weights, device=device, k=k, batch_size=batch_size,
-                           workers=workers, dtype=dtype, max_pixels=max_pixels, make_map=not no_map,
-                           make_clusters=not no_clusters, detectors=chosen)
+    options = IndexOptions(encoder=encoder, weights=weights, device=device, runtime=runtime, k=k,
+                           batch_size=batch_size, workers=workers, dtype=dtype, max_pixels=max_pixels,
+                           make_map=not no_map, make_clusters=not no_clusters, detectors=chosen)
     bars = Bars(quiet)
     with Project.create(project_dir) as project:
         try:
@@ -79,12 +82,15 @@ def _print_summary(project: Project, summary) -> None:
     enc = summary.encoder
     click.echo(f"Project   {project.root}")
     click.echo(f"Encoder   {enc['spec']} ({enc['dim']}-d, {enc['input_size']} px) weights: {enc['weights']}")
+    click.echo(f"Runtime   {enc.get('runtime', '-')}, {enc.get('fast_path', '-')}")
     skipped = f", {len(summary.skipped)} skipped" if summary.skipped else ""
     click.echo(f"Items     {summary.n_items} ({summary.n_new} new{skipped}); features computed {ext.computed}, "
                f"reused {ext.reused}" + (f", {ext.images_per_second:.1f} img/s" if ext.computed else ""))
     kept = (" (analysis kept: no image added, removed or changed and the same options, so the scores, map "
             "and clusters are up to date)" if summary.analysis_kept else "")
     click.echo(f"Mode      {summary.mode}{kept}")
+    for name, missing in DETECTORS.left_out().items():
+        click.echo(f"Left out  detector {name}: needs {', '.join(missing)} (install Oddscope with pip to use it)")
     _print_skipped(project, summary.skipped)
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items())
     click.echo(f"Timings   {timing}")
@@ -125,6 +131,7 @@ def info(project_dir):
         click.echo(f"Project   {project.root}")
         click.echo(f"Items     {len(items)}: " + ", ".join(f"{n} {s}" for s, n in items["status"].value_counts().items()))
         click.echo(f"Encoder   {enc.get('spec', '-')}; weights: {enc.get('weights', '-')}")
+        click.echo(f"Runtime   {enc.get('runtime', '-')}, {enc.get('fast_path', '-')}")
         for name, run in project.latest_runs("detector").items():
             click.echo(f"Detector  {name:<12} {json.dumps(run['params'])} ({run['seconds'] or 0:.1f}s)")
         click.echo(f"Ranking   {RANKING.read(project)}")

@@ -14,6 +14,7 @@ plus one :class:`Entry` in :data:`DETECTORS`.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -31,7 +32,8 @@ class Entry:
     name, such as metrics); ``defaults`` are the arguments this entry passes to
     it (the implementation's own defaults apply to the rest); ``standard``
     entries form the default selection; a ``family`` entry's name is a prefix
-    (``timm:`` stands for every ``timm:<model>``).
+    (``timm:`` stands for every ``timm:<model>``); ``requires`` names optional
+    packages it cannot run without (the desktop bundle leaves torch out).
     """
 
     name: str
@@ -41,10 +43,16 @@ class Entry:
     standard: bool = True
     family: bool = False
     label: str = ""
+    requires: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
         object.__setattr__(self, "label", self.label or self.name)
+
+    @property
+    def missing(self) -> list[str]:
+        """The packages in ``requires`` that are not installed (checked without importing them)."""
+        return [name for name in self.requires if importlib.util.find_spec(name) is None]
 
     def load(self):
         """The implementation (a class or a function); imports its module now."""
@@ -79,8 +87,12 @@ class Registry(Mapping):
         return next(iter(self._entries))
 
     def standard(self) -> tuple[str, ...]:
-        """The names of the default selection, in order."""
-        return tuple(name for name, entry in self._entries.items() if entry.standard)
+        """The names of the default selection that can run here, in order."""
+        return tuple(name for name, entry in self._entries.items() if entry.standard and not entry.missing)
+
+    def left_out(self) -> dict[str, list[str]]:
+        """Default-selection entries that cannot run here, with the packages they miss."""
+        return {name: entry.missing for name, entry in self._entries.items() if entry.standard and entry.missing}
 
     def descriptions(self) -> dict[str, str]:
         return {name: entry.description for name, entry in self._entries.items()}
@@ -96,7 +108,11 @@ class Registry(Mapping):
 
     def create(self, name: str, **overrides):
         """Build the method ``name`` with its entry's defaults, updated by ``overrides``."""
-        return self.entry(name).create(**overrides)
+        entry = self.entry(name)
+        if entry.missing:
+            raise self.error(f"{self.kind} {name!r} needs {', '.join(entry.missing)}, which this installation "
+                             "lacks (the desktop bundle leaves torch out): install Oddscope with pip to use it")
+        return entry.create(**overrides)
 
 
 _ENCODERS = "oddscope.core.models.encoders"
@@ -112,6 +128,8 @@ ENCODERS = Registry("encoder", [
                              "--weights FILE when offline); 'clip:<arch>/<pretrained tag>' (e.g. "
                              "clip:ViT-B-32/laion2b_s34b_b79k) or 'clip:<arch>' with --weights FILE."))
 DEFAULT_ENCODER = ENCODERS.default
+# Where an encoder runs (see oddscope.core.models.encoders): auto picks OpenVINO on the CPU where it applies.
+RUNTIMES = ("auto", "torch", "openvino")
 
 _DETECTORS = "oddscope.core.models.detectors"
 DETECTORS = Registry("detector", [
@@ -131,7 +149,7 @@ DETECTORS = Registry("detector", [
     Entry("mahalanobis", "Mahalanobis distance to a shrunk Gaussian fit",
           f"{_DETECTORS}.mahalanobis:MahalanobisDetector"),
     Entry("autoencoder", "reconstruction error of a small MLP autoencoder",
-          f"{_DETECTORS}.autoencoder:AutoencoderDetector"),
+          f"{_DETECTORS}.autoencoder:AutoencoderDetector", requires=("torch",)),
 ])
 DEFAULT_DETECTORS = DETECTORS.standard()
 

@@ -47,6 +47,7 @@ class IndexOptions:
     encoder: str = DEFAULT_ENCODER
     weights: str | None = None
     device: str = "auto"
+    runtime: str = "auto"
     detectors: tuple = DEFAULT_DETECTORS
     k: int = 5
     batch_size: int = 32
@@ -111,7 +112,7 @@ def index_images(project: Project, images=None, reference=None, options: IndexOp
     summary.seconds["scan"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    encoder = load_encoder(options.encoder, weights=options.weights, device=options.device)
+    encoder = load_encoder(options.encoder, weights=options.weights, device=options.device, runtime=options.runtime)
     summary.encoder = encoder.describe()
     extra = {"max_pixels": options.max_pixels} if options.max_pixels else {}
     summary.extraction = extract_features(project, encoder, batch_size=options.batch_size,

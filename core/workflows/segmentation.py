@@ -33,14 +33,15 @@ _MAP_DTYPE = np.float16
 
 
 def project_encoder(project: Project, device: str = "auto"):
-    """The encoder (and weights) the project was indexed with."""
+    """The encoder (and weights) the project was indexed with, in torch: maps need its intermediate stages."""
     from oddscope.core.models.encoders import load_encoder
 
     info = ENCODER.read(project)
     if not info:
         raise FileNotFoundError(f"{project.root} has no features yet; run `oddscope index` first")
     weights = re.match(r"file (.+) \(sha256 [0-9a-f]+\)$", info.get("weights", ""))
-    return load_encoder(info["spec"], weights=weights.group(1) if weights else None, device=device)
+    return load_encoder(info["spec"], weights=weights.group(1) if weights else None, device=device,
+                        runtime="torch")
 
 
 def default_mode(project: Project) -> str:

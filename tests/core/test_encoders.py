@@ -30,7 +30,8 @@ ESPRESSO = 967
 
 @pytest.fixture(scope="module")
 def lite0():
-    return load_encoder("efficientnet-lite0", device="cpu")
+    """The torch encoder's fast path (the OpenVINO runtime has its own tests)."""
+    return load_encoder("efficientnet-lite0", device="cpu", runtime="torch")
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +165,7 @@ def test_timm_weights_file_gives_the_original_features(tiny_timm, photos):
 
 def test_timm_fast_path_matches_the_original(tiny_timm, photos):
     model, plain, _ = tiny_timm
-    encoder = load_encoder("timm:test_efficientnet", weights=str(plain), device="cpu")
+    encoder = load_encoder("timm:test_efficientnet", weights=str(plain), device="cpu", runtime="torch")
     batch = _batch(encoder, photos)
     with torch.inference_mode():
         expected = model(_normalised(batch, encoder.mean, encoder.std)).numpy()
@@ -175,7 +176,7 @@ def test_timm_fast_path_matches_the_original(tiny_timm, photos):
 
 def test_failed_trace_falls_back_to_eager_with_a_warning(tiny_timm, photos, monkeypatch, caplog):
     model, plain, _ = tiny_timm
-    encoder = load_encoder("timm:test_efficientnet", weights=str(plain), device="cpu")
+    encoder = load_encoder("timm:test_efficientnet", weights=str(plain), device="cpu", runtime="torch")
 
     def broken_trace(*args, **kwargs):
         raise RuntimeError("cannot trace this")

@@ -19,25 +19,18 @@ pass share the cores without oversubscription.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
+from oddscope.core.models.encoders.common import RESAMPLE, ImageEncoderBase
 from oddscope.core.models.registry import EncoderError
 
 log = logging.getLogger(__name__)
 
-_RESAMPLE = {
-    "bicubic": Image.Resampling.BICUBIC,
-    "bilinear": Image.Resampling.BILINEAR,
-    "nearest": Image.Resampling.NEAREST,
-}
 # Fast-path features must agree with eager ones at least this well (cosine).
 _TRACE_MIN_COSINE = 0.999
 # On CPU a forward pass over a few images at a time beats one over the whole batch: on the
@@ -46,35 +39,7 @@ _TRACE_MIN_COSINE = 0.999
 _CPU_IMAGES_PER_THREAD = 2
 
 
-@dataclass(frozen=True)
-class Preprocess:
-    """Resize a whole RGB image to ``size`` x ``size`` (no crop), in Pillow.
-
-    A frozen dataclass so that it pickles into DataLoader worker processes
-    without dragging the model along.
-    """
-
-    size: int
-    interpolation: str = "bicubic"
-
-    def __post_init__(self):
-        if self.size < 1 or self.interpolation not in _RESAMPLE:
-            raise ValueError(f"need size >= 1 and interpolation in {list(_RESAMPLE)}, got "
-                             f"{self.size}, {self.interpolation!r}")
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(
-                f"expected an HxWx3 uint8 RGB image, got shape {image.shape} dtype {image.dtype}"
-            )
-        if image.shape[:2] == (self.size, self.size):
-            return image
-        resized = Image.fromarray(image).resize((self.size, self.size), _RESAMPLE[self.interpolation])
-        return np.asarray(resized)
-
-
-class Encoder:
+class Encoder(ImageEncoderBase):
     """Images in, feature vectors out, for one model on one device.
 
     Build with :func:`load_encoder`.  ``encode`` takes batches already resized
@@ -91,7 +56,7 @@ class Encoder:
         self.input_size = int(input_size)
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
-        self.interpolation = interpolation if interpolation in _RESAMPLE else "bicubic"
+        self.interpolation = interpolation if interpolation in RESAMPLE else "bicubic"
         self.device = device
         self._library = library
         self._text_model = text_model
@@ -103,6 +68,7 @@ class Encoder:
         self._autocast = fast and device.type == "cuda"
         # Images per forward pass (None: the whole batch); see _CPU_IMAGES_PER_THREAD.
         self.chunk = _CPU_IMAGES_PER_THREAD * torch.get_num_threads() if device.type == "cpu" else None
+        self.traceable = traceable  # a fixed graph: TorchScript and OpenVINO can take it
         self._trace_pending = fast and traceable and device.type == "cpu"
         self._traced = None
         steps = [("channels_last", self._channels_last), ("trace+freeze", self._trace_pending),
@@ -120,32 +86,33 @@ class Encoder:
         self.dim = int(probe.shape[1])
 
     @property
+    def model(self) -> torch.nn.Module:
+        """The eager torch module (features out), e.g. for an export to another runtime."""
+        return self._model
+
+    @property
     def supports_text(self) -> bool:
         return self._text_model is not None
-
-    def preprocessor(self) -> Preprocess:
-        """The picklable resize step, for DataLoader workers."""
-        return Preprocess(self.input_size, self.interpolation)
-
-    def preprocess(self, image: np.ndarray) -> np.ndarray:
-        """HxWx3 uint8 RGB -> ``input_size`` x ``input_size`` x 3 uint8 (whole image, no crop)."""
-        return self.preprocessor()(image)
 
     def encode(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
         """``(B, S, S, 3)`` uint8 batch from :meth:`preprocess` -> ``(B, dim)`` float32."""
         if isinstance(batch, np.ndarray):
             batch = np.ascontiguousarray(batch)  # torch refuses negative strides
         x = torch.as_tensor(batch)
-        size = self.input_size
-        if x.dtype != torch.uint8 or x.ndim != 4 or tuple(x.shape[1:]) != (size, size, 3):
-            raise ValueError(f"expected a (B, {size}, {size}, 3) uint8 batch, "
-                             f"got shape {tuple(x.shape)} dtype {x.dtype}")
+        self.check_batch(x.shape, x.dtype)
         if len(x) == 0:
             return np.empty((0, self.dim), np.float32)
         step = self.chunk or len(x)
         with torch.inference_mode(), self._autocast_context():
             features = [self._forward(self._normalise(x[i:i + step])) for i in range(0, len(x), step)]
         return np.ascontiguousarray(torch.cat(features).float().cpu().numpy())
+
+    def eager_encode(self, batch: np.ndarray) -> np.ndarray:
+        """The eager model on a ``(B, S, S, 3)`` uint8 batch: the reference every fast path is checked against."""
+        x = torch.as_tensor(np.ascontiguousarray(batch))
+        self.check_batch(x.shape, x.dtype)
+        with torch.inference_mode():
+            return self._model(self._normalise(x)).float().cpu().numpy()
 
     @property
     def stages(self) -> list[dict]:
@@ -204,7 +171,7 @@ class Encoder:
             "fast_path": self.fast_path,
             "device": str(self.device),
             "library": self._library,
-            "torch": torch.__version__,
+            "runtime": f"torch {torch.__version__}",
         }
 
     def __repr__(self) -> str:
@@ -276,12 +243,3 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise EncoderError(f"device {device!r} requested but CUDA is not available; "
                            "use device='cpu' or 'auto'")
     return resolved
-
-
-def file_description(path: str) -> str:
-    """Names the file *and* its content, so features from a retrained file never pass as the old ones."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"file {path} (sha256 {digest.hexdigest()})"

