@@ -26,6 +26,7 @@ from pathlib import Path
 
 import hnswlib
 import numpy as np
+from scipy.spatial.distance import cdist
 
 from oddscope.core.models.registry import METRICS
 from oddscope.core.models.validation import check_features
@@ -79,19 +80,40 @@ def _exact_distances(X, Q, idx, metric):
     return 1.0 - (A * B).sum(axis=2) / norms
 
 
-def _selection_keys(X, Q, metric, x_sq):
-    """Float32 keys that order X's rows by distance to each query (smaller = nearer).
+def _candidate_selector(X, Q, metric):
+    """``select(start, stop, k, exclude_self)``: the ``k`` nearest rows of ``X`` for queries ``start:stop``, unordered.
 
-    Only used to *select* neighbours, so constant per-query terms are dropped:
-    cosine ranks by -<q, x> of normalised rows, l2 by |x|² - 2<q, x>.
+    Selection only, in float32, so constant per-query terms are dropped: cosine
+    ranks by -<q, x> of normalised rows, l2 by |x|² - 2<q, x>.  With torch
+    installed its matmul + top-k (two to four times faster than numpy's
+    argpartition); without it (the desktop bundle) numpy.
     """
-    import torch
-
-    if metric == "l1":
-        return torch.cdist(Q, X, p=1.0)
+    try:
+        import torch  # here, not at the top: an hnswlib-only caller (the app) never pays its import
+    except ImportError:
+        torch = None
+    xp = torch if torch is not None else np
+    if torch is not None:
+        X, Q = torch.from_numpy(X), torch.from_numpy(Q)
     if metric == "cosine":
-        return -(Q @ X.T)
-    return torch.addmm(x_sq[None, :], Q, X.T, alpha=-2.0)
+        X, Q = _normalise_rows(X), _normalise_rows(Q)
+    x_sq = (X * X).sum(1) if metric == "l2" else None
+
+    def select(start, stop, k, exclude_self):
+        q = Q[start:stop]
+        if metric == "l1":
+            keys = torch.cdist(q, X, p=1.0) if torch is not None else cdist(q, X, "cityblock")
+        elif metric == "cosine":
+            keys = -(q @ X.T)
+        else:
+            keys = x_sq[None, :] - 2 * (q @ X.T)
+        if exclude_self:
+            keys[xp.arange(stop - start), xp.arange(start, stop)] = xp.inf
+        if torch is None:
+            return np.argpartition(keys, k - 1, axis=1)[:, :k]
+        return torch.topk(keys, k, dim=1, largest=False, sorted=False).indices.numpy()
+
+    return select
 
 
 def brute_force_knn(X, Q, k, metric="cosine", exclude_self=False, chunk=None):
@@ -99,8 +121,7 @@ def brute_force_knn(X, Q, k, metric="cosine", exclude_self=False, chunk=None):
 
     Queries are processed ``chunk`` rows at a time so that at most ~256 MB of
     distances are held (``chunk=None`` picks that size).  Neighbours are
-    selected with float32 torch (CPU) matmul + top-k, two to four times faster
-    than numpy's argpartition; their distances are then recomputed in float64
+    selected in float32 (see :func:`_candidate_selector`); their distances are then recomputed in float64
     so the returned values match scipy's.  Returns ``(indices int64 [n, k'],
     distances float32 [n, k'])`` sorted by distance, with ``k' = min(k,
     available)`` (see module doc).
@@ -113,20 +134,12 @@ def brute_force_knn(X, Q, k, metric="cosine", exclude_self=False, chunk=None):
     k = _available_k(k, len(X), exclude_self)
     if chunk is None:  # bound both the key block and the float64 refinement
         chunk = max(1, _BRUTE_FORCE_BYTES // max(8 * len(X), 16 * k * X.shape[1]))
-    import torch  # here, not at the top: an hnswlib-only caller (the app) never pays its import
-
-    Xt, Qt = torch.from_numpy(X), torch.from_numpy(Q)
-    if metric == "cosine":
-        Xt, Qt = _normalise_rows(Xt), _normalise_rows(Qt)
-    x_sq = (Xt * Xt).sum(dim=1) if metric == "l2" else None
+    select = _candidate_selector(X, Q, metric)
     indices = np.empty((len(Q), k), dtype=np.int64)
     distances = np.empty((len(Q), k), dtype=np.float32)
     for start in range(0, len(Q), chunk):
         stop = min(start + chunk, len(Q))
-        keys = _selection_keys(Xt, Qt[start:stop], metric, x_sq)
-        if exclude_self:
-            keys[torch.arange(stop - start), torch.arange(start, stop)] = torch.inf
-        part = torch.topk(keys, k, dim=1, largest=False, sorted=False).indices.numpy()
+        part = select(start, stop, k, exclude_self)
         exact = _exact_distances(X, Q[start:stop], part, metric)
         order = np.argsort(exact, axis=1, kind="stable")
         indices[start:stop] = np.take_along_axis(part, order, axis=1)
@@ -135,7 +148,9 @@ def brute_force_knn(X, Q, k, metric="cosine", exclude_self=False, chunk=None):
 
 
 def _normalise_rows(A):
-    return A / A.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    """Rows scaled to unit length (a torch tensor or a numpy array)."""
+    norms = (A * A).sum(1, keepdims=True) ** 0.5 if isinstance(A, np.ndarray) else A.norm(dim=1, keepdim=True)
+    return A / norms.clip(1e-30)
 
 
 class KnnIndex:

@@ -5,13 +5,16 @@ only then marked done in the project database.  A run that is cancelled or
 killed therefore resumes with the first unfinished batch, and a second run on
 the same folder computes only the new images.
 
-Decoding and resizing run in DataLoader worker processes; the main process
-only normalises and runs the (traced, batch-norm-folded) network.  torch is
-imported only here, when extracting.
+Decoding and resizing run in worker processes (a multiprocessing pool a few
+batches ahead); the main process only runs the network.  Nothing here imports
+torch: with the OpenVINO runtime, indexing runs without it.
 """
 
 from __future__ import annotations
 
+import collections
+import itertools
+import multiprocessing
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,10 +28,7 @@ from oddscope.core.project.store import Project
 
 
 class _DecodeDataset:
-    """Decodes and resizes one image; a failure becomes a reason, never an exception.
-
-    A map-style dataset for torch's DataLoader (any ``__getitem__``/``__len__`` will do).
-    """
+    """Decodes and resizes one image; a failure becomes a reason, never an exception."""
 
     def __init__(self, ids, paths, preprocess, size: int, max_pixels: int):
         self.ids, self.paths = list(ids), list(paths)
@@ -56,22 +56,43 @@ def _collate(batch):
     return ids, ok, images, reasons
 
 
-def _worker_init(_):
-    import torch
+_worker_dataset: _DecodeDataset | None = None  # the dataset of this worker process
 
-    torch.set_num_threads(1)  # workers only decode; the network gets the cores
+
+def _worker_init(dataset: _DecodeDataset) -> None:
+    global _worker_dataset
+    _worker_dataset = dataset
+
+
+def _decode_batch(rows: range):
+    return _collate([_worker_dataset[i] for i in rows])
+
+
+# Batches decoded ahead of the network, per worker: enough to hide a slow file, few enough
+# that a fast decoder cannot fill the memory (a batch of 32 at 224 px is 4.8 MB).
+_PREFETCH = 4
 
 
 def decoded_batches(ids, paths, encoder, batch_size: int = 32, num_workers: int | None = None,
                     max_pixels: int = DEFAULT_MAX_PIXELS):
     """Batches ``(ids, ok, images, reasons)`` of the images at ``paths``, decoded and resized for ``encoder``
-    in DataLoader worker processes; ``images`` holds the readable ones (``ok``), ``reasons`` says why not."""
-    from torch.utils.data import DataLoader
-
+    in worker processes; ``images`` holds the readable ones (``ok``), ``reasons`` says why not."""
     dataset = _DecodeDataset(ids, paths, encoder.preprocessor(), encoder.input_size, max_pixels)
+    batches = [range(i, min(i + batch_size, len(dataset))) for i in range(0, len(dataset), batch_size)]
     workers = default_workers() if num_workers is None else num_workers
-    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
-                      worker_init_fn=_worker_init if workers else None, prefetch_factor=4 if workers else None)
+    if not workers:
+        for rows in batches:
+            yield _collate([dataset[i] for i in rows])
+        return
+    with multiprocessing.Pool(workers, initializer=_worker_init, initargs=(dataset,)) as pool:
+        todo = iter(batches)
+        pending = collections.deque(pool.apply_async(_decode_batch, (rows,))
+                                    for rows in itertools.islice(todo, workers * _PREFETCH))
+        while pending:
+            batch = pending.popleft().get()
+            for rows in itertools.islice(todo, 1):
+                pending.append(pool.apply_async(_decode_batch, (rows,)))
+            yield batch
 
 
 def default_workers() -> int:

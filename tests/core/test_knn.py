@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
@@ -44,6 +46,19 @@ def test_distances_match_scipy(metric):
     _, indexed = KnnIndex(metric).build(X).query(Q, 5)
     np.testing.assert_allclose(brute, want, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(indexed, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_brute_force_without_torch_gives_the_same_neighbours(metric, monkeypatch):
+    """The desktop bundle has no torch: brute force then selects with numpy, with the same result."""
+    X = clustered(300, 16)
+    with_torch = brute_force_knn(X, X, 5, metric, exclude_self=True, chunk=64)
+    monkeypatch.setitem(sys.modules, "torch", None)  # importing torch now fails
+    idx, dist = brute_force_knn(X, X, 5, metric, exclude_self=True, chunk=64)
+    _, want = exact_neighbours(X, X, 5, metric, exclude_self=True)
+    assert not (idx == np.arange(len(X))[:, None]).any()
+    np.testing.assert_allclose(dist, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(idx, with_torch[0])
 
 
 @pytest.mark.parametrize("metric", METRICS)
