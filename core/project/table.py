@@ -11,7 +11,6 @@ for the export, the map's colourings, the viewer's fields and the text filter.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -133,8 +132,6 @@ def export_table(project: Project, out) -> Path:
     out = Path(out)
     df = project_table(project).reset_index()
     if out.suffix.lower() == ".parquet":
-        if importlib.util.find_spec("pyarrow") is None:  # the desktop bundle leaves it out (160 MB)
-            raise ValueError("Parquet export needs pyarrow (`pip install pyarrow`); export to .csv instead")
         df.to_parquet(out, index=False)
     elif out.suffix.lower() == ".csv":
         df.to_csv(out, index=False)

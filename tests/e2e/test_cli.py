@@ -3,7 +3,6 @@
 import csv
 import json
 import shutil
-import sys
 
 import numpy as np
 import pandas as pd
@@ -45,13 +44,6 @@ def test_export_has_every_column_sorted_by_rank(demo_dir, tmp_path):
     assert list(df["rank"]) == list(range(1, 151))
     assert np.all(np.diff(df["anomaly_score"]) <= 0)
     assert df["umap_x"].notna().all() and df["path"].map(lambda p: p.endswith(".png")).all()
-
-
-def test_parquet_export_without_pyarrow_says_what_to_do(demo_dir, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as in the desktop bundle
-    result = run("export", "--project", demo_dir / "project", "--out", tmp_path / "ranked.parquet")
-    assert result.exit_code != 0 and "needs pyarrow" in result.output and "Traceback" not in result.output
-    assert not (tmp_path / "ranked.parquet").exists()
 
 
 def test_evaluate_prints_metrics_per_detector(demo_dir):
