@@ -27,7 +27,7 @@ import numpy as np
 from oddscope.core.data.images import DEFAULT_MAX_PIXELS
 from oddscope.core.progress import as_progress, with_note
 from oddscope.core.project.store import Project
-from oddscope.core.workflows.cluster.session import require_ray
+from oddscope.core.workflows.cluster.session import cpu_nodes, quiet_ray_data, require_ray
 from oddscope.core.workflows.cluster.shards import Shard, plan_shards, read_shard, write_shard
 from oddscope.core.workflows.extraction import ExtractionReport, decode_image, pending_items, save_batch
 
@@ -60,10 +60,9 @@ def plan_actors(ray) -> ActorPlan:
     gpus = int(ray.cluster_resources().get("GPU", 0))
     if gpus:
         return ActorPlan(gpus, 1, None)
-    nodes = [n["Resources"]["CPU"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")]
-    node_cpus = int(min(nodes, default=1))
-    threads = max(1, min(node_cpus, CPU_THREADS_PER_ACTOR))
-    return ActorPlan(max(1, node_cpus // (threads + 1)) * max(1, len(nodes)), 0, threads)
+    nodes, cores = cpu_nodes(ray)
+    threads = min(cores, CPU_THREADS_PER_ACTOR)
+    return ActorPlan(max(1, cores // (threads + 1)) * nodes, 0, threads)
 
 
 def decode_shard(row: dict, preprocess, max_pixels: int) -> dict:
@@ -114,6 +113,7 @@ def extract_features_on_cluster(project: Project, encoder, load_encoder, batch_s
     cancel stops after the shard being copied, and the same call resumes.
     """
     ray = require_ray()
+    quiet_ray_data()
     progress = as_progress(progress)
     todo, plain, store = pending_items(project, encoder, dtype)
     report = ClusterExtractionReport(plain.encoder_key, reused=plain.reused)

@@ -55,7 +55,6 @@ def ray_cluster(address: str):
         else:
             ray.init(address=address, logging_level=logging.WARNING)
         started = True
-    _quiet_ray_data()
     try:
         yield ray
     finally:
@@ -63,11 +62,17 @@ def ray_cluster(address: str):
             ray.shutdown()
 
 
-def _quiet_ray_data() -> None:
+def cpu_nodes(ray) -> tuple[int, int]:
+    """``(nodes, cores)``: the live nodes with CPUs, and the cores of the smallest (at least 1 each)."""
+    cores = [n["Resources"]["CPU"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")]
+    return max(1, len(cores)), max(1, int(min(cores, default=1)))
+
+
+def quiet_ray_data() -> None:
     """Our own progress bar says how far the run is: Ray Data's bars and per-run log lines would bury it."""
     import ray.data
 
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.issue_detectors_config.detectors = []  # advice on memory use, per run, that users cannot act on
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # also its notice that its bars are off
