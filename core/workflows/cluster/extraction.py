@@ -124,20 +124,21 @@ def extract_features_on_cluster(project: Project, encoder, load_encoder, batch_s
     folder.mkdir(parents=True, exist_ok=True)
     shards = plan_shards(todo.index, project.resolve_all(todo["path"]), folder, shard_size)
     report.shards = len(shards)
-    finished = [0, 0]  # shards, items
+    shards_done = items_done = 0
     start = time.perf_counter()
 
     def copy_in(shard: Shard, recovered: bool) -> None:
-        computed = report.computed
-        save_batch(project, store, report, *read_shard(shard.file))
+        nonlocal shards_done, items_done
+        ids, features, reasons = read_shard(shard.file)
+        save_batch(project, store, report, ids, features, reasons)
         os.remove(shard.file)
-        if recovered:
-            report.recovered += report.computed - computed
-            report.computed, report.shards_recovered = computed, report.shards_recovered + 1
-        finished[0] += 1
-        finished[1] += len(shard.ids)
+        if recovered:  # encoded by an earlier run: counted apart from this run's work
+            report.computed -= len(features)
+            report.recovered += len(features)
+            report.shards_recovered += 1
+        shards_done, items_done = shards_done + 1, items_done + len(ids)
         report.seconds = time.perf_counter() - start
-        progress.update(with_note("features", f"{finished[0]}/{len(shards)} shards"), finished[1], len(todo))
+        progress.update(with_note("features", f"{shards_done}/{len(shards)} shards"), items_done, len(todo))
 
     progress.update(with_note("features", f"0/{len(shards)} shards"), 0, len(todo))
     ready = [s for s in shards if os.path.exists(s.file)]
@@ -163,7 +164,7 @@ def _encoded_shards(ray, shards: list, preprocess, max_pixels: int, load_encoder
     # A decode task holds its shard's resized images twice (list, then stack) and one image at full size.
     # Reserving that memory also keeps Ray Data from fusing decoding into the actors (fused, each actor
     # would decode and encode in turn instead of encoding while tasks decode).
-    decode_memory = 2 * shards[0].ids.size * 3 * preprocess.size**2 + (64 << 20)
+    decode_memory = 2 * max(s.ids.size for s in shards) * 3 * preprocess.size**2 + (64 << 20)
     dataset = (ray.data.from_items(rows, override_num_blocks=len(rows))
                .map(decode_shard, fn_kwargs={"preprocess": preprocess, "max_pixels": max_pixels},
                     num_cpus=1, memory=decode_memory)
