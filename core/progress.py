@@ -52,6 +52,20 @@ class Progress:
         self.check()
 
 
+NOTE_SEPARATOR = " | "  # "features | 3/10 shards": a stage, then a note a terminal shows beside its bar
+
+
+def with_note(stage: str, note: str) -> str:
+    """A stage name carrying a note (shards done, ...) that front ends show beside the stage's bar."""
+    return f"{stage}{NOTE_SEPARATOR}{note}"
+
+
+def split_note(stage: str) -> tuple[str, str]:
+    """``(stage, note)`` of a name from :func:`with_note`; the note is empty for a plain stage."""
+    name, _, note = stage.partition(NOTE_SEPARATOR)
+    return name, note
+
+
 def as_progress(progress: Progress | ProgressCallback | None) -> Progress:
     """Accept a Progress, a bare callback or None wherever progress is taken."""
     if isinstance(progress, Progress):

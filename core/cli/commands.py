@@ -45,19 +45,25 @@ def main():
 @click.option("--max-pixels", type=int, default=None, help="Skip images larger than this many pixels (default 100M).")
 @click.option("--no-map", is_flag=True, help="Skip the UMAP map.")
 @click.option("--no-clusters", is_flag=True, help="Skip clustering.")
+@click.option("--cluster", default=None, metavar="local|auto|ray://HOST:PORT",
+              help="Run on Ray: `local` starts it on this machine, `auto` joins this machine's cluster (or "
+                   "starts a local one), ray://HOST:PORT connects. Every node must see the images and the "
+                   "project. Needs pip install 'oddscope[cluster]'.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @friendly_errors
 def index(images, project_dir, reference, encoder, weights, device, runtime, batch_size, workers, dtype, detectors,
-          k, max_pixels, no_map, no_clusters, quiet):
+          k, max_pixels, no_map, no_clusters, cluster, quiet):
     """Index IMAGES (a folder, searched recursively, or a CSV manifest with a `path` column) into a project:
     features, every detector's scores, the map and clusters. Run it again to add new images: only those
     are encoded."""
     from oddscope.core.workflows.pipeline import IndexOptions, NotEnoughImages, index_images
 
+    if cluster:
+        _check_cluster(cluster)
     chosen = tuple(d.strip() for d in detectors.split(",")) if detectors else DETECTORS.standard()
     options = IndexOptions(encoder=encoder, weights=weights, device=device, runtime=runtime, k=k,
                            batch_size=batch_size, workers=workers, dtype=dtype, max_pixels=max_pixels,
-                           make_map=not no_map, make_clusters=not no_clusters, detectors=chosen)
+                           make_map=not no_map, make_clusters=not no_clusters, detectors=chosen, cluster=cluster)
     bars = Bars(quiet)
     with Project.create(project_dir) as project:
         try:
@@ -77,6 +83,19 @@ def index(images, project_dir, reference, encoder, weights, device, runtime, bat
         _print_summary(project, summary)
 
 
+def _check_cluster(address: str) -> None:
+    """Refuse ``--cluster`` before any work when its value is wrong or Ray is not installed."""
+    from oddscope.core.workflows.cluster.session import RayMissing, check_address, require_ray
+
+    try:
+        check_address(address)
+        require_ray()
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--cluster") from None
+    except RayMissing as err:
+        raise click.ClickException(str(err)) from None
+
+
 def _print_summary(project: Project, summary) -> None:
     ext = summary.extraction
     enc = summary.encoder
@@ -86,6 +105,9 @@ def _print_summary(project: Project, summary) -> None:
     skipped = f", {len(summary.skipped)} skipped" if summary.skipped else ""
     click.echo(f"Items     {summary.n_items} ({summary.n_new} new{skipped}); features computed {ext.computed}, "
                f"reused {ext.reused}" + (f", {ext.images_per_second:.1f} img/s" if ext.computed else ""))
+    if hasattr(ext, "shards"):  # a cluster run
+        click.echo(f"Cluster   {ext.shards} shard(s); {ext.shards_recovered} finished by an interrupted run "
+                   f"({ext.recovered} items) were copied in, not computed again")
     kept = (" (analysis kept: no image added, removed or changed and the same options, so the scores, map "
             "and clusters are up to date)" if summary.analysis_kept else "")
     click.echo(f"Mode      {summary.mode}{kept}")

@@ -7,6 +7,7 @@ import sys
 import click
 
 from oddscope.core.models.registry import EncoderError
+from oddscope.core.progress import split_note
 from oddscope.core.project.store import ProjectError
 
 PROJECT = click.option("--project", "-p", "project_dir", required=True, type=click.Path(file_okay=False),
@@ -19,7 +20,8 @@ _STAGE_UNITS = {"features": "img", "map: layout": "epoch"}  # what a stage count
 class Bars:
     """Terminal progress bars, one per stage, fed by core's progress callbacks; each names what it counts
     (tqdm prints a rate as ``12.3img/s`` or ``1.86s/item``, never a bare ``s/``).  A stage that starts
-    without a total (e.g. UMAP's neighbour graph) shows its elapsed time only."""
+    without a total (e.g. UMAP's neighbour graph) shows its elapsed time only; a stage's note
+    (:func:`oddscope.core.progress.with_note`, e.g. shards done) shows after its bar."""
 
     def __init__(self, quiet: bool = False):
         self.quiet, self.stage, self.bar = quiet, None, None
@@ -29,6 +31,7 @@ class Bars:
             return
         from tqdm import tqdm
 
+        stage, note = split_note(stage)
         if stage != self.stage:
             self.close()
             self.stage = stage
@@ -36,6 +39,8 @@ class Bars:
                             bar_format=None if total else "{desc}: [{elapsed}]",
                             file=sys.stderr, mininterval=0.5, dynamic_ncols=True, leave=True)
         self.bar.total = total
+        if note:
+            self.bar.set_postfix_str(note, refresh=False)
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:

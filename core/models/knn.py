@@ -242,6 +242,21 @@ class KnnIndex:
             raise ValueError(f"exclude_self needs the {self._n} indexed rows as Q, got {len(Q)} rows")
         return self._search(Q, k, np.arange(len(Q)) if exclude_self else None)
 
+    def query_excluding(self, Q, k, self_ids=None):
+        """Neighbours of vectors ``Q``, where row ``i`` never gets ``self_ids[i]`` (None: exclude nothing).
+
+        A block of the indexed rows with their row numbers answers as those rows do in ``query(X, k,
+        exclude_self=True)``: how a query is split into blocks (over threads, processes or machines)
+        never changes its result.
+        """
+        self._require_built()
+        Q = check_features(Q, "Q", dim=self._dim)
+        if self_ids is not None:
+            self_ids = np.asarray(self_ids, dtype=np.int64).reshape(-1)
+            if len(self_ids) != len(Q):
+                raise ValueError(f"self_ids needs one id per row of Q: {len(self_ids)} for {len(Q)} rows")
+        return self._search(Q, k, self_ids)
+
     def query_rows(self, rows, k, exclude_self=True):
         """Neighbours of already-indexed items, given by row number."""
         self._require_built()

@@ -11,6 +11,7 @@ Layout of a project folder::
     oddscope.sqlite                  items, metadata, labels (+ undo history), runs, settings
     writer.lock                      held (OS lock) by the one process writing the project
     features/<key>.npy               feature matrix per encoder (memory-mapped, row = item id)
+    shards/<key>/<shard>.npz         features a cluster run computed and has not yet copied into the matrix
     index/<key>-<metric>-<n>.bin     neighbour index caches of the n analysed items' features
     arrays/<name>.npy                per-item arrays: detector scores, rankings, map coordinates, clusters
     models/map.joblib                fitted objects that place new items (the map)
@@ -68,6 +69,10 @@ class ProjectLayout:
     def features(self, key: str) -> Path:
         """The feature matrix of the encoder (and weights) named ``key``."""
         return self.features_dir / f"{key}.npy"
+
+    def feature_shards(self, key: str) -> Path:
+        """Where cluster workers write ``key`` features shard by shard, before they join the matrix."""
+        return self.root / "shards" / key
 
     @property
     def index_dir(self) -> Path:

@@ -38,13 +38,18 @@ class _DecodeDataset:
         return len(self.ids)
 
     def __getitem__(self, i):
-        try:
-            image = self.preprocess(load_rgb8(self.paths[i], self.max_pixels, target_side=2 * self.size))
-            return self.ids[i], image, None
-        except ImageReadError as err:
-            return self.ids[i], None, str(err)
-        except Exception as err:  # noqa: BLE001 - a decoder bug on one file must not end the run
-            return self.ids[i], None, _reason(err)
+        return (self.ids[i], *decode_image(self.paths[i], self.preprocess, self.size, self.max_pixels))
+
+
+def decode_image(path, preprocess, size: int, max_pixels: int) -> tuple[np.ndarray | None, str | None]:
+    """``(image, None)``: the file at ``path`` decoded and resized by ``preprocess`` (to ``size``), or
+    ``(None, reason)``: why it cannot be read.  Never raises, so one bad file never ends a run."""
+    try:
+        return preprocess(load_rgb8(path, max_pixels, target_side=2 * size)), None
+    except ImageReadError as err:
+        return None, str(err)
+    except Exception as err:  # noqa: BLE001 - a decoder bug on one file must not end the run
+        return None, _reason(err)
 
 
 def _collate(batch):
@@ -113,17 +118,37 @@ class ExtractionReport:
         return self.computed / self.seconds if self.seconds else 0.0
 
 
-def extract_features(project: Project, encoder, batch_size: int = 32, num_workers: int | None = None,
-                     dtype=np.float32, max_pixels: int = DEFAULT_MAX_PIXELS, progress=None) -> ExtractionReport:
-    """Compute features for every item of ``project`` that has none yet for ``encoder``."""
-    progress = as_progress(progress)
+def pending_items(project: Project, encoder, dtype=np.float32):
+    """``(todo, report, store)``: the items still without ``encoder``'s features (a frame indexed by item
+    id), a report counting the others as reused, and the feature store opened with room for every row."""
     key = encoder_key(encoder)
     items = project.items(with_meta=False)
     done = set(project.features_done(key).tolist())
     todo = items[~items["status"].isin(["skipped", "missing"]) & ~items.index.isin(list(done))]
-    report = ExtractionReport(key, reused=len(done))
     store = FeatureStore(project.layout.features(key), encoder.dim, dtype)
     store.open(max(project.n_items, 1))  # room for every item's row
+    return todo, ExtractionReport(key, reused=len(done)), store
+
+
+def save_batch(project: Project, store: FeatureStore, report: ExtractionReport, ids, features, reasons) -> None:
+    """Write the features of a finished batch and only then mark it done: ``ids`` every item of the batch,
+    ``features`` the rows of the readable ones (in order), ``reasons[i]`` why item ``i`` was not readable
+    (None where it was)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    good = ids[np.array([r is None for r in reasons], dtype=bool)]
+    if len(good):
+        store.write_rows(good, features)
+    skipped = [(int(i), "skipped", r) for i, r in zip(ids, reasons) if r is not None]
+    project.mark_features_done(report.encoder_key, good, skipped)
+    report.computed += len(good)
+    report.skipped += [(i, r) for i, _, r in skipped]
+
+
+def extract_features(project: Project, encoder, batch_size: int = 32, num_workers: int | None = None,
+                     dtype=np.float32, max_pixels: int = DEFAULT_MAX_PIXELS, progress=None) -> ExtractionReport:
+    """Compute features for every item of ``project`` that has none yet for ``encoder``."""
+    progress = as_progress(progress)
+    todo, report, store = pending_items(project, encoder, dtype)
     if not len(todo):
         return report
     loader = decoded_batches(todo.index, project.resolve_all(todo["path"]), encoder, batch_size, num_workers,
@@ -132,13 +157,7 @@ def extract_features(project: Project, encoder, batch_size: int = 32, num_worker
     progress.update("features", 0, len(todo))
     finished = 0
     for ids, ok, images, reasons in loader:
-        good = ids[ok]
-        if len(good):
-            store.write_rows(good, encoder.encode(images))
-        skipped = [(int(i), "skipped", r) for i, r in zip(ids, reasons) if r is not None]
-        project.mark_features_done(key, good, skipped)
-        report.computed += len(good)
-        report.skipped += [(i, r) for i, _, r in skipped]
+        save_batch(project, store, report, ids, encoder.encode(images) if ok.any() else None, reasons)
         finished += len(ids)
         report.seconds = time.perf_counter() - start
         progress.update("features", finished, len(todo))

@@ -14,6 +14,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,7 @@ class IndexOptions:
     max_pixels: int | None = None
     make_map: bool = True
     make_clusters: bool = True
+    cluster: str | None = None  # a Ray cluster to run on: local, auto or ray://HOST:PORT (None: this process)
 
 
 @dataclass
@@ -95,10 +97,19 @@ def add_source(project: Project, source, role: str = "test") -> tuple[int, list]
 
 def index_images(project: Project, images=None, reference=None, options: IndexOptions | None = None,
                  progress=None) -> IndexSummary:
-    """Everything ``oddscope index`` does, on a writable project."""
+    """Everything ``oddscope index`` does, on a writable project (on a Ray cluster: ``options.cluster``)."""
+    options = options or IndexOptions()
+    if options.cluster:
+        from oddscope.core.workflows.cluster.session import ray_cluster
+
+        with ray_cluster(options.cluster):
+            return _index_images(project, images, reference, options, progress)
+    return _index_images(project, images, reference, options, progress)
+
+
+def _index_images(project: Project, images, reference, options: IndexOptions, progress) -> IndexSummary:
     from oddscope.core.models.encoders import load_encoder
 
-    options = options or IndexOptions()
     progress = as_progress(progress)
     summary = IndexSummary(n_items=0, n_new=0)
     t0 = time.perf_counter()
@@ -115,9 +126,16 @@ def index_images(project: Project, images=None, reference=None, options: IndexOp
     encoder = load_encoder(options.encoder, weights=options.weights, device=options.device, runtime=options.runtime)
     summary.encoder = encoder.describe()
     extra = {"max_pixels": options.max_pixels} if options.max_pixels else {}
-    summary.extraction = extract_features(project, encoder, batch_size=options.batch_size,
-                                          num_workers=options.workers, dtype=np.dtype(options.dtype),
-                                          progress=progress, **extra)
+    if options.cluster:
+        from oddscope.core.workflows.cluster.extraction import extract_features_on_cluster
+
+        load = partial(load_encoder, options.encoder, weights=options.weights, device=options.device)
+        summary.extraction = extract_features_on_cluster(project, encoder, load, batch_size=options.batch_size,
+                                                         dtype=np.dtype(options.dtype), progress=progress, **extra)
+    else:
+        summary.extraction = extract_features(project, encoder, batch_size=options.batch_size,
+                                              num_workers=options.workers, dtype=np.dtype(options.dtype),
+                                              progress=progress, **extra)
     ENCODER.write(project, {**summary.encoder, "key": encoder_key(encoder)})
     summary.seconds["features"] = time.perf_counter() - t0
     summary.n_items = project.n_items
@@ -167,6 +185,7 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
     mode = "reference" if len(ref_ids) else "unsupervised"
     memory = load_features(project, key, ref_ids) if len(ref_ids) else X
     n = project.n_items
+    score = _detector_scores(options)
     ANALYSIS.write(project, None)  # until this analysis is complete
     project.save_array(TEST_IDS, test_ids)
     drop_indexes(project)  # built for the previous analysis
@@ -175,7 +194,7 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
         progress.update("scores", step, len(options.detectors))
         t0 = time.perf_counter()
         detector = make_detector(name, **({"k": options.k} if name in PLAIN_KNN else {}))
-        values = detector.fit(memory).score(X, exclude_self=(mode == "unsupervised"))
+        values = score(detector.fit(memory), X, exclude_self=(mode == "unsupervised"))
         project.save_array(score_array(name), _scatter(values, test_ids, n))
         if mode == "unsupervised":
             _keep_index(project, key, detector, len(test_ids))
@@ -207,6 +226,15 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
         progress.update("clusters", 1, 1)
     ANALYSIS.write(project, {"inputs": inputs, "mode": mode})
     return mode
+
+
+def _detector_scores(options: IndexOptions):
+    """How detectors score: in this process, or with their neighbour queries spread over the Ray cluster."""
+    if options.cluster:
+        from oddscope.core.workflows.cluster.scoring import score_on_cluster
+
+        return score_on_cluster
+    return lambda detector, X, exclude_self: detector.score(X, exclude_self)
 
 
 def _keep_index(project: Project, key: str, detector, n: int) -> None:

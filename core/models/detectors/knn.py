@@ -51,7 +51,12 @@ class KnnDetector(Detector):
             idx, dist = self._fit_neighbours  # already queried for σ: don't search twice
         else:
             idx, dist = self.index_.query(X, self.k_, exclude_self=exclude_self)
-        dist = dist.astype(np.float64)
+        return self.score_neighbours(idx, dist)
+
+    def score_neighbours(self, idx, dist) -> np.ndarray:
+        """Scores from each row's ``k_`` nearest fit rows (``idx``) at distances ``dist``, however they were
+        found (here by :meth:`score`, or by queries spread over a cluster)."""
+        dist = np.asarray(dist, dtype=np.float64)
         if not self.hubness:
             return dist.mean(axis=1)
         sigma_x = dist[:, -1:]  # with exclude_self this equals self.sigma_
