@@ -54,7 +54,7 @@ _PSF_BAND_SCALE = np.array([0.93, 1.0, 1.1])  # seeing is worse in g than in i
 _STRETCH_SOFT = 0.035  # asinh softening (linear below, log above)
 _STRETCH_MAX = 4.0  # flux that maps to 255
 _STRETCH_GAIN = 255.0 / float(np.arcsinh(_STRETCH_MAX / _STRETCH_SOFT))
-_BLUE_SKY = np.array([0.0, 0.012, 0.045], np.float32)  # the rare tint's added sky flux (R, G, B)
+_BLUE_SKY = np.array([0.0, 0.02, 0.09], np.float32)  # the rare tint's added sky flux (R, G, B)
 
 
 @dataclass
@@ -368,8 +368,8 @@ def render_with_nuisance(category: str, rng: np.random.Generator, size: int = 64
         star_col = _add_star(cv, image)
     sky_level = rng.uniform(0.005, 0.03)
     sky = sky_level * cv.colour(np.ones(3), 0.06)
-    if tinted:
-        sky = sky + _BLUE_SKY
+    if tinted:  # its strength varies, as a filter or a twilight sky would
+        sky = sky + _BLUE_SKY * np.float32(rng.uniform(0.5, 2.0))
     noise = rng.uniform(0.003, 0.013) * cv.colour(np.ones(3), 0.1)
     image += sky[:, None, None] + noise[:, None, None] * rng.standard_normal(image.shape, dtype=np.float32)
     pixels = _stretch(image).transpose(1, 2, 0).copy()
@@ -410,7 +410,7 @@ def make_demo(
     size: int = 64,
     anomaly_fraction: float = 0.02,
     artefact_fraction: float = 0.02,
-    nuisance_fraction: float = 0.02,
+    nuisance_fraction: float = 0.01,
     progress=None,
 ) -> DemoSet:
     """Write ``out_dir/images/gal_*.png``, ``out_dir/truth.csv`` and ``out_dir/manifest.csv``.

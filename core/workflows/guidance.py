@@ -114,21 +114,23 @@ def add_space(project: Project, name: str, attribute: str | None = None, kind: s
     :func:`~oddscope.core.models.guidance.erasure.fit_relevant`).
     """
     check_space_name(name)
+    check_method(method)
     if name in spaces(project):
         raise ValueError(f"a feature space {name!r} exists; remove it first (`oddscope guidance remove {name}`)")
     if kind not in KINDS:
         raise ValueError(f"guidance kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if kind == "nuisance" and not attribute:
         raise ValueError("a nuisance space needs the attribute to ignore (a metadata column or a tag prefix)")
-    spec = {"kind": kind, "attribute": attribute if kind == "nuisance" else None, "method": check_method(method),
+    spec = {"kind": kind, "attribute": attribute if kind == "nuisance" else None, "method": method,
             "weight": weight}
     spec = _fit_space(project, name, spec, progress)
     GUIDANCE.write(project, {**spaces(project), name: spec})
     return spec
 
 
-def _fit_space(project: Project, name: str, spec: dict, progress=None) -> dict:
-    """Fit the transform of ``spec``, save it, score the detectors in the space; the spec with what it measured."""
+def _fit_space(project: Project, name: str, spec: dict, progress=None, detectors: dict | None = None) -> dict:
+    """Fit the transform of ``spec``, save it, score ``detectors`` (default: the raw analysis's) in the space;
+    returns the spec with what it measured."""
     progress = as_progress(progress)
     t0 = time.perf_counter()
     test_ids, ref_ids = analysed_ids(project)
@@ -158,7 +160,7 @@ def _fit_space(project: Project, name: str, spec: dict, progress=None) -> dict:
     X = space_features(project, test_ids, name)
     mode = "reference" if len(ref_ids) else "unsupervised"
     memory = space_features(project, ref_ids, name) if len(ref_ids) else X
-    score_detectors(project, _raw_detectors(project), X, memory, test_ids, feature_key(project, name), mode,
+    score_detectors(project, detectors or _raw_detectors(project), X, memory, test_ids, feature_key(project, name), mode,
                     space=name, progress=progress)
     return {**spec, "seconds": round(time.perf_counter() - t0, 3)}
 
@@ -187,13 +189,17 @@ def remove_space(project: Project, name: str) -> None:
             setting.write(project, split_space(value)[0])
 
 
-def refresh_spaces(project: Project, progress=None) -> list[str]:
-    """Refit every space on the current analysis (after a re-index); returns the names of those that no longer
-    fit (e.g. the attribute lost all but one value): they are removed, with their scores."""
+def refresh_spaces(project: Project, detectors: dict, progress=None) -> list[str]:
+    """Refit every space on the current analysis (after a re-index) and score ``detectors`` (``{name: kwargs}``,
+    the analysis's) in it; returns the names of those that no longer fit (e.g. the attribute lost all but one
+    value): they are removed, with their scores."""
     dropped = []
     for name, spec in spaces(project).items():
+        for array in project.array_names():  # scores of detectors this analysis no longer runs
+            if array.startswith(SCORE_PREFIX) and split_space(array)[1] == name:
+                project.delete_array(array)
         try:
-            GUIDANCE.write(project, {**spaces(project), name: _fit_space(project, name, spec, progress)})
+            GUIDANCE.write(project, {**spaces(project), name: _fit_space(project, name, spec, progress, detectors)})
         except ValueError:
             remove_space(project, name)
             dropped.append(name)

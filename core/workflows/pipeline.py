@@ -175,7 +175,7 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
 
     detectors = {name: ({"k": options.k} if name in PLAIN_KNN else {}) for name in options.detectors}
     score_detectors(project, detectors, X, memory, test_ids, key, mode, progress=progress, timings=timings)
-    refresh_spaces(project, progress)
+    refresh_spaces(project, detectors, progress)
     ranking, space = split_space(RANKING.read(project))
     if ranking not in options.detectors or (space and space not in spaces(project)):
         RANKING.write(project, options.detectors[0])

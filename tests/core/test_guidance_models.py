@@ -70,6 +70,14 @@ def test_leace_on_a_continuous_nuisance_leaves_no_linear_r2():
     assert after["probe_linear"] < 0.02 and after["probe_chance"] == 0.0
 
 
+def test_features_that_never_vary_stay_exactly_as_they_were():
+    """Encoders have dead units; rounding must not write the nuisance into them (a standardising probe reads it)."""
+    X, nuisance, _ = _nuisance_data(n=400, d=16)
+    X = np.hstack([X, np.zeros((len(X), 4), np.float32), np.full((len(X), 1), 0.5, np.float32)])
+    erased = fit_leace(X, concept_matrix(nuisance)[0]).apply(X)
+    np.testing.assert_array_equal(erased[:, 16:], X[:, 16:])
+
+
 def test_transform_round_trips_through_plain_arrays():
     X, nuisance, _ = _nuisance_data(n=300, d=8)
     transform = fit_leace(X, concept_matrix(nuisance)[0])

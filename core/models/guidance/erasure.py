@@ -88,8 +88,9 @@ def concept_matrix(values) -> tuple[np.ndarray, str]:
     return np.eye(len(uniques))[codes], "categorical"
 
 
-def covariances(X, Z, shrinkage: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(mean_x, sigma_xx, sigma_xz)`` in float64, accumulated in blocks of rows.
+def covariances(X, Z, shrinkage: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean_x, sigma_xx, sigma_xz, constant)`` in float64, accumulated in blocks of rows; ``constant`` marks
+    the features that never vary (dead ReLU units of an encoder).
 
     ``shrinkage``: the optimal linear shrinkage towards a scaled identity (as concept-erasure),
     which keeps the whitening sane when there are fewer items than dimensions.
@@ -106,8 +107,9 @@ def covariances(X, Z, shrinkage: bool = True) -> tuple[np.ndarray, np.ndarray, n
         sxx += block.T @ block
         sxz += block.T @ (Z[start:start + _BLOCK_ROWS] - mean_z)
     sxx = (sxx + sxx.T) / 2
+    constant = np.diag(sxx) <= np.finfo(np.float32).eps * max(float(np.diag(sxx).max()), np.finfo(np.float64).tiny)
     sigma_xx = _shrunk(sxx / n, n) if shrinkage else sxx / (n - 1)
-    return mean_x, sigma_xx, sxz / (n - 1)
+    return mean_x, sigma_xx, sxz / (n - 1), constant
 
 
 def _shrunk(S: np.ndarray, n: int) -> np.ndarray:
@@ -123,9 +125,14 @@ def _shrunk(S: np.ndarray, n: int) -> np.ndarray:
     return alpha * S + beta * np.eye(p) * trace / p
 
 
-def _concept_directions(sigma_xx: np.ndarray, sigma_xz: np.ndarray, svd_tol: float):
+def _concept_directions(sigma_xx: np.ndarray, sigma_xz: np.ndarray, constant: np.ndarray, svd_tol: float):
     """``(left, right)``, d x r: ``Q = left @ right.T`` projects onto the concept, obliquely in the
-    original space and orthogonally in the whitened one (``left = W^+ u``, ``right = W u``)."""
+    original space and orthogonally in the whitened one (``left = W^+ u``, ``right = W u``).
+
+    A feature that never varies has no concept to lose, so ``left`` leaves it exactly alone: the
+    eigendecomposition's rounding would otherwise write a tiny copy of the concept into it, which
+    any probe that standardises its inputs reads back at full strength.
+    """
     eigvals, eigvecs = np.linalg.eigh(sigma_xx)
     usable = eigvals > eigvals[-1] * len(eigvals) * np.finfo(np.float64).eps  # torch.linalg.pinv's threshold
     eigvals = np.clip(eigvals, 0.0, None)
@@ -135,7 +142,9 @@ def _concept_directions(sigma_xx: np.ndarray, sigma_xz: np.ndarray, svd_tol: flo
     unwhiten = (eigvecs * root) @ eigvecs.T
     u, s, _ = np.linalg.svd(whiten @ sigma_xz, full_matrices=False)
     u = u[:, s > svd_tol]
-    return (unwhiten @ u).astype(np.float32), (whiten @ u).astype(np.float32)
+    left = unwhiten @ u
+    left[constant] = 0.0
+    return left.astype(np.float32), (whiten @ u).astype(np.float32)
 
 
 def fit_leace(X, Z, shrinkage: bool = True, svd_tol: float = SVD_TOL) -> SubspaceTransform:
@@ -145,8 +154,8 @@ def fit_leace(X, Z, shrinkage: bool = True, svd_tol: float = SVD_TOL) -> Subspac
     ``Z`` is zero), so a linear probe is left at chance, while every direction uncorrelated with
     the concept (in the whitened metric) is kept exactly.
     """
-    mean, sigma_xx, sigma_xz = covariances(X, Z, shrinkage)
-    left, right = _concept_directions(sigma_xx, sigma_xz, svd_tol)
+    mean, sigma_xx, sigma_xz, constant = covariances(X, Z, shrinkage)
+    left, right = _concept_directions(sigma_xx, sigma_xz, constant, svd_tol)
     return SubspaceTransform(mean.astype(np.float32), left, right, keep=0.0, rest=1.0)
 
 
@@ -163,8 +172,8 @@ def fit_relevant(X, interesting, weight: float | None = None, shrinkage: bool = 
     if interesting.all() or not interesting.any():
         raise ValueError("relevant-only needs labelled items both scored 4-5 and scored 0-3")
     Z = np.stack([interesting, ~interesting], axis=1).astype(np.float64)
-    mean, sigma_xx, sigma_xz = covariances(X, Z, shrinkage)
-    left, right = _concept_directions(sigma_xx, sigma_xz, svd_tol)
+    mean, sigma_xx, sigma_xz, constant = covariances(X, Z, shrinkage)
+    left, right = _concept_directions(sigma_xx, sigma_xz, constant, svd_tol)
     if weight is None:
         return SubspaceTransform(mean.astype(np.float32), left, right, keep=1.0, rest=0.0)
     return SubspaceTransform(mean.astype(np.float32), left, right, keep=float(weight), rest=1.0)
