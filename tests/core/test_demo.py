@@ -69,7 +69,7 @@ def test_truth_csv_lists_every_image_with_consistent_labels(tmp_path):
 
     counts = {c: sum(r["category"] == c for r in rows) for c in CATEGORIES}
     assert set(r["category"] for r in rows) <= set(CATEGORIES) | {NUISANCE_OUTLIER}
-    assert sum(r["category"] == NUISANCE_OUTLIER for r in rows) == demo.n_nuisance == 2  # 2% of 100, after them
+    assert sum(r["category"] == NUISANCE_OUTLIER for r in rows) == demo.n_nuisance == 1  # 1% of 100, after them
     assert all(counts[c] == 4 for c in INTERESTING + ARTEFACTS)  # 12 and 16 split evenly
     assert counts["normal"] == 100 - 12 - 16
     assert (demo.n_images, demo.n_interesting, demo.n_artefacts) == (100, 12, 16)
@@ -112,7 +112,7 @@ def test_rerun_in_same_folder_replaces_the_old_images(tmp_path):
 def test_progress_is_reported_up_to_the_total(tmp_path):
     calls = []
     demo = make_demo(tmp_path, n_images=130, seed=0, progress=lambda *args: calls.append(args))
-    assert calls[-1] == ("demo", 133, 133) and demo.n_files == 133
+    assert calls[-1] == ("demo", 131, 131) and demo.n_files == 131
     assert len(calls) >= 2
     done = [d for _, d, _ in calls]
     assert done == sorted(done)
