@@ -373,8 +373,8 @@ def _write_inspection_demo(out: Path, n_images: int, seed: int, bars: Bars) -> t
               help="Folder for the images, truth.csv and project/ [default: oddscope-demo, with --inspection "
                    "oddscope-inspection].")
 @click.option("--n-images", type=int, default=None,
-              help="Images in all [default: 2000, plus 1% normal galaxies under a rare blue sky; with --inspection 400: half reference, a quarter normal and "
-                   "a quarter defective test images].")
+              help="Images in all [default: 2000, plus 1% normal galaxies under a rare blue sky; with --inspection "
+                   "400: half reference, a quarter normal and a quarter defective test images].")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--no-gui", is_flag=True, help="Only build the demo; do not open the app.")
 @click.option("--quiet", "-q", is_flag=True)

@@ -123,7 +123,12 @@ def add_space(project: Project, name: str, attribute: str | None = None, kind: s
         raise ValueError("a nuisance space needs the attribute to ignore (a metadata column or a tag prefix)")
     spec = {"kind": kind, "attribute": attribute if kind == "nuisance" else None, "method": method,
             "weight": weight}
-    spec = _fit_space(project, name, spec, progress)
+    try:
+        spec = _fit_space(project, name, spec, progress)
+    except BaseException:  # failed or cancelled: leave no half-made space behind
+        if name in spaces(project):
+            remove_space(project, name)
+        raise
     GUIDANCE.write(project, {**spaces(project), name: spec})
     return spec
 
@@ -160,8 +165,8 @@ def _fit_space(project: Project, name: str, spec: dict, progress=None, detectors
     X = space_features(project, test_ids, name)
     mode = "reference" if len(ref_ids) else "unsupervised"
     memory = space_features(project, ref_ids, name) if len(ref_ids) else X
-    score_detectors(project, detectors or _raw_detectors(project), X, memory, test_ids, feature_key(project, name), mode,
-                    space=name, progress=progress)
+    score_detectors(project, detectors or _raw_detectors(project), X, memory, test_ids,
+                    feature_key(project, name), mode, space=name, progress=progress)
     return {**spec, "seconds": round(time.perf_counter() - t0, 3)}
 
 

@@ -137,3 +137,17 @@ def test_relevant_only_and_honest_refusals(sky_project):
     assert again.exit_code != 0 and "exists; remove it first" in again.output
     unknown = run("guidance", "add", "--project", sky_project, "--nuisance", "colour", "--name", "x")
     assert unknown.exit_code != 0 and "neither a metadata column" in unknown.output
+
+
+def test_a_space_that_fails_while_scoring_leaves_nothing_behind(sky_project, monkeypatch):
+    from oddscope.core.progress import Cancelled
+    from oddscope.core.workflows import guidance
+
+    def cancelled(*args, **kwargs):
+        raise Cancelled()
+
+    monkeypatch.setattr(guidance, "score_detectors", cancelled)
+    with Project.open(sky_project, writable=True) as project, pytest.raises(Cancelled):
+        add_space(project, "half", "sky_tint")
+    with Project.open(sky_project) as project:
+        assert set(spaces(project)) == {SPACE} and not project.layout.guidance_model("half").exists()

@@ -8,8 +8,9 @@ share for a categorical nuisance and an R^2 of 0 for a continuous one.
 Probes see the features reduced to at most :data:`PROBE_DIMS` PCA dimensions: a linear
 map, so it adds nothing a linear probe could not read, and it keeps a probe on 10^4
 1280-d items to seconds.  The PCA is fitted once on every probed row: it never sees the
-nuisance, so fitting it outside the folds leaks nothing into them.  Classes are balanced per fold (stratified), and rows are
-subsampled to :data:`PROBE_MAX_ROWS` (stratified too) so a probe never dominates a run.
+nuisance, so fitting it outside the folds leaks nothing into them.  Classes keep their shares
+per fold (stratified), and rows are subsampled to :data:`PROBE_MAX_ROWS` (stratified too) so a
+probe never dominates a run.
 """
 
 from __future__ import annotations
