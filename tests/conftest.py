@@ -26,7 +26,7 @@ def demo_dir(tmp_path_factory):
     from oddscope.core.workflows.pipeline import index_images
 
     root = tmp_path_factory.mktemp("demo")
-    make_demo(root, n_images=DEMO_IMAGES, seed=1)
+    make_demo(root, n_images=DEMO_IMAGES, seed=1, nuisance_fraction=0.0)  # guidance tests add their own
     with Project.create(root / "project") as project:
         index_images(project, root / "images")
     return root

@@ -9,11 +9,12 @@ from pathlib import Path
 import click
 
 from oddscope.core.cli.common import PROJECT, Bars, friendly_errors
+from oddscope.core.cli.guidance import evaluate_guidance, guidance
 from oddscope.core.cli.maps import evaluate_segmentation, maps
 from oddscope.core.models.registry import DEFAULT_ENCODER, DETECTORS, ENCODERS, METRICS, RANKERS, RUNTIMES
 from oddscope.core.progress import Cancelled
 from oddscope.core.project.csv_paths import PATH_RULE
-from oddscope.core.project.layout import ENCODER, RANKING
+from oddscope.core.project.layout import ENCODER, RANKING, RAW_SPACE, space_name, split_space
 from oddscope.core.project.store import Project
 
 
@@ -140,6 +141,23 @@ def _print_top(project: Project, n: int) -> None:
         click.echo(f"  {int(row['rank']):>4}  {row['anomaly_score']:.4f}  {row['path']}")
 
 
+_SPACE = click.option("--space", default=None, help="A feature space of `oddscope guidance` (default: the ranking's "
+                      "own; `raw` for the encoder's features).")
+
+
+def _ranking_in(project: Project, name: str, space: str | None) -> str:
+    """``name`` (a detector or ranker, perhaps of a space) moved to ``space``; unchanged without one."""
+    if space is None:
+        return name
+    from oddscope.core.workflows.spaces import space_spec
+
+    base = split_space(name)[0]
+    if space == RAW_SPACE:
+        return base
+    space_spec(project, space)
+    return space_name(base, space)
+
+
 @main.command()
 @PROJECT
 @friendly_errors
@@ -166,13 +184,14 @@ def info(project_dir):
 @main.command()
 @PROJECT
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Output .csv or .parquet file.")
+@_SPACE
 @friendly_errors
-def export(project_dir, out):
+def export(project_dir, out, space):
     """Write the ranked table: path, rank, anomaly_score, every detector, map, clusters, labels, metadata."""
     from oddscope.core.project.table import export_table
 
     with Project.open(project_dir) as project:
-        export_table(project, out)
+        export_table(project, out, ranking=_ranking_in(project, RANKING.read(project), space))
         click.echo(f"Wrote {out} ({project.n_items} items)")
 
 
@@ -220,8 +239,9 @@ def labels_export(project_dir, file):
 @click.argument("path")
 @click.option("-k", "k", default=10, show_default=True)
 @click.option("--metric", type=click.Choice(list(METRICS)), default=METRICS.default, show_default=True)
+@_SPACE
 @friendly_errors
-def neighbours(project_dir, path, k, metric):
+def neighbours(project_dir, path, k, metric, space):
     """The k nearest neighbours of the image at PATH, with distances."""
     from oddscope.core.workflows.retrieval import Neighbours
 
@@ -229,7 +249,8 @@ def neighbours(project_dir, path, k, metric):
         item_id = project.item_id(path)
         if item_id is None:
             raise click.ClickException(f"{path} is not in the project")
-        result = Neighbours(project).of_item(item_id, k=k, metric=metric)
+        space = split_space(_ranking_in(project, "", space))[1]
+        result = Neighbours(project, space=space).of_item(item_id, k=k, metric=metric)
         items = project.items(with_meta=False)
         for rank, (nid, dist) in enumerate(zip(result["item_id"], result["distance"]), start=1):
             click.echo(f"{rank:>3}  {dist:.4f}  {project.resolve(items.at[nid, 'path'])}")
@@ -321,14 +342,16 @@ def evaluate_active(project_dir, truth, batch, rounds, seeds, methods, base, thr
 @PROJECT
 @click.argument("name")
 @click.option("--base", default=None, help="Anomaly detector used as the prior of an active-learning method.")
+@_SPACE
 @friendly_errors
-def rank(project_dir, name, base):
+def rank(project_dir, name, base, space):
     from oddscope.core.project.table import detector_names
     from oddscope.core.workflows.active_session import apply_active_ranking
 
     with Project.open(project_dir, writable=True) as project:
         known = detector_names(project)
-        if name in RANKERS:
+        name = _ranking_in(project, name, space)
+        if split_space(name)[0] in RANKERS:
             seconds = apply_active_ranking(project, name, base)
             click.echo(f"Fitted '{name}' on {int(project.labels()['score'].notna().sum())} label(s) in {seconds:.2f}s")
         elif name in known:
@@ -340,15 +363,17 @@ def rank(project_dir, name, base):
 
 
 def _write_sky_demo(out: Path, n_images: int, seed: int, bars: Bars) -> tuple[Path, None, list[str]]:
-    """The sky survey: ``(images folder, no reference, how to evaluate it)``."""
+    """The sky survey: ``(its manifest: images with their sky as metadata, no reference, how to evaluate it)``."""
     from oddscope.core.data.demo import make_demo
 
     demo_set = make_demo(out, n_images=n_images, seed=seed, progress=bars)
     bars.close()
     click.echo(f"Wrote {demo_set.n_images} images ({demo_set.n_interesting} interesting, "
-               f"{demo_set.n_artefacts} artefacts) to {demo_set.images_dir}; truth in {demo_set.truth_csv}")
-    return demo_set.images_dir, None, [
-        f"Evaluate: oddscope evaluate --project {out / 'project'} --truth {demo_set.truth_csv}"]
+               f"{demo_set.n_artefacts} artefacts) and {demo_set.n_nuisance} normal galaxies under a rare blue sky "
+               f"to {demo_set.images_dir}; truth in {demo_set.truth_csv}, their sky in {demo_set.manifest_csv}")
+    return demo_set.manifest_csv, None, [
+        f"Evaluate: oddscope evaluate --project {out / 'project'} --truth {demo_set.truth_csv}",
+        f"Ignore the sky's tint: oddscope guidance add --project {out / 'project'} --nuisance sky_tint"]
 
 
 def _write_inspection_demo(out: Path, n_images: int, seed: int, bars: Bars) -> tuple[Path, Path, list[str]]:
@@ -377,8 +402,8 @@ def _write_inspection_demo(out: Path, n_images: int, seed: int, bars: Bars) -> t
               help="Folder for the images, truth.csv and project/ [default: oddscope-demo, with --inspection "
                    "oddscope-inspection].")
 @click.option("--n-images", type=int, default=None,
-              help="Images in all [default: 2000; with --inspection 400: half reference, a quarter normal and "
-                   "a quarter defective test images].")
+              help="Images in all [default: 2000, plus 1% normal galaxies under a rare blue sky; with --inspection "
+                   "400: half reference, a quarter normal and a quarter defective test images].")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--no-gui", is_flag=True, help="Only build the demo; do not open the app.")
 @click.option("--quiet", "-q", is_flag=True)
@@ -415,4 +440,6 @@ def demo(inspection, out, n_images, seed, no_gui, quiet):
 
 
 main.add_command(maps)
+main.add_command(guidance)
 evaluate.add_command(evaluate_segmentation)
+evaluate.add_command(evaluate_guidance)

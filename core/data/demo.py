@@ -14,6 +14,13 @@ with noise and mapped to 8 bit with a fixed asinh stretch, so faint things
 stay visible and bright cores saturate as in real cutouts.  Artefacts are
 added where a detector would add them: trails and stars in flux, dead columns
 and hot pixels in the read-out values.
+
+After the survey proper come the *nuisance-only outliers* (guidance's test case):
+ordinary galaxies observed through a rare blue-tinted sky.  They are normal
+(``is_anomaly=0``, category ``nuisance_outlier``) but rare, so every density
+detector ranks them high; guidance on the ``sky_tint`` metadata column should not.
+The nuisance values of every image (``sky_tint``, ``sky_level``, ``seeing``) are
+written to ``manifest.csv`` (what ``oddscope demo`` indexes) and ``truth.csv``.
 """
 
 from __future__ import annotations
@@ -32,10 +39,12 @@ from oddscope.core.progress import as_progress
 INTERESTING = ("ring", "arc", "merger")
 ARTEFACTS = ("trail", "star", "dead_column", "hot_pixels")
 CATEGORIES = ("normal",) + INTERESTING + ARTEFACTS
+NUISANCE_OUTLIER = "nuisance_outlier"  # a normal galaxy under a rare sky tint (not in CATEGORIES: no anomaly)
+NUISANCE_COLUMNS = ("sky_tint", "sky_level", "seeing")  # per image, in manifest.csv and truth.csv
 
 # Relevance used by the active-learning evaluation: what a scientist wants to
 # see first (interesting), is indifferent to (normal), or wants filtered out.
-RELEVANCE = {"normal": 1, **{c: 5 for c in INTERESTING}, **{c: 0 for c in ARTEFACTS}}
+RELEVANCE = {"normal": 1, **{c: 5 for c in INTERESTING}, **{c: 0 for c in ARTEFACTS}, NUISANCE_OUTLIER: 1}
 
 # Flux ratios (R, G, B) = (i, r, g) of stellar populations.
 _RED = np.array([1.0, 0.78, 0.48])  # old stars: ellipticals, bulges
@@ -45,6 +54,7 @@ _PSF_BAND_SCALE = np.array([0.93, 1.0, 1.1])  # seeing is worse in g than in i
 _STRETCH_SOFT = 0.035  # asinh softening (linear below, log above)
 _STRETCH_MAX = 4.0  # flux that maps to 255
 _STRETCH_GAIN = 255.0 / float(np.arcsinh(_STRETCH_MAX / _STRETCH_SOFT))
+_BLUE_SKY = np.array([0.0, 0.02, 0.09], np.float32)  # the rare tint's added sky flux (R, G, B)
 
 
 @dataclass
@@ -54,9 +64,15 @@ class DemoSet:
     root: Path
     images_dir: Path
     truth_csv: Path
-    n_images: int
+    n_images: int  # the survey proper; the nuisance-only outliers come after it
     n_interesting: int
     n_artefacts: int
+    n_nuisance: int = 0
+    manifest_csv: Path | None = None  # path + the nuisance columns: what `oddscope demo` indexes
+
+    @property
+    def n_files(self) -> int:
+        return self.n_images + self.n_nuisance
 
 
 @lru_cache(maxsize=4)
@@ -326,6 +342,16 @@ def render_cutout(category: str, rng: np.random.Generator, size: int = 64) -> np
     Artefacts are drawn on top of an ordinary galaxy, so only the artefact
     itself tells them apart from normals.
     """
+    return render_with_nuisance(category, rng, size)[0]
+
+
+def render_with_nuisance(category: str, rng: np.random.Generator, size: int = 64) -> tuple[np.ndarray, dict]:
+    """:func:`render_cutout` (same draws, same pixels) and the image's nuisance values (:data:`NUISANCE_COLUMNS`).
+
+    ``nuisance_outlier`` renders a normal galaxy under the rare blue sky.
+    """
+    tinted = category == NUISANCE_OUTLIER
+    category = "normal" if tinted else category
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}; expected one of {CATEGORIES}")
     if size < 16:
@@ -340,7 +366,10 @@ def render_cutout(category: str, rng: np.random.Generator, size: int = 64) -> np
         _add_trail(cv, image)
     elif category == "star":
         star_col = _add_star(cv, image)
-    sky = rng.uniform(0.005, 0.03) * cv.colour(np.ones(3), 0.06)
+    sky_level = rng.uniform(0.005, 0.03)
+    sky = sky_level * cv.colour(np.ones(3), 0.06)
+    if tinted:  # its strength varies, as a filter or a twilight sky would
+        sky = sky + _BLUE_SKY * np.float32(rng.uniform(0.5, 2.0))
     noise = rng.uniform(0.003, 0.013) * cv.colour(np.ones(3), 0.1)
     image += sky[:, None, None] + noise[:, None, None] * rng.standard_normal(image.shape, dtype=np.float32)
     pixels = _stretch(image).transpose(1, 2, 0).copy()
@@ -351,7 +380,9 @@ def render_cutout(category: str, rng: np.random.Generator, size: int = 64) -> np
         _add_dead_columns(cv, pixels)
     elif category == "hot_pixels":
         _add_hot_pixels(cv, pixels)
-    return pixels
+    nuisance = {"sky_tint": "blue" if tinted else "none", "sky_level": round(float(sky_level), 5),
+                "seeing": round(float(seeing / cv.scale), 3)}
+    return pixels, nuisance
 
 
 def _category_plan(n_images: int, anomaly_fraction: float, artefact_fraction: float, rng) -> list[str]:
@@ -379,41 +410,55 @@ def make_demo(
     size: int = 64,
     anomaly_fraction: float = 0.02,
     artefact_fraction: float = 0.02,
+    nuisance_fraction: float = 0.01,
     progress=None,
 ) -> DemoSet:
-    """Write ``out_dir/images/gal_*.png`` and ``out_dir/truth.csv``.
+    """Write ``out_dir/images/gal_*.png``, ``out_dir/truth.csv`` and ``out_dir/manifest.csv``.
 
     The same arguments give byte-identical files.  Each image has its own
     random stream (spawned from ``seed``), so image *i* does not depend on how
     the others were drawn.  Earlier ``gal_*.png`` files in the folder are
-    removed so a re-run never mixes two sets.
+    removed so a re-run never mixes two sets.  The ``n_images`` of the survey
+    are followed by ``round(n_images * nuisance_fraction)`` nuisance-only
+    outliers: the survey's images, names and order do not depend on them.
     """
     if n_images < 1:
         raise ValueError(f"n_images must be positive, got {n_images}")
+    if not 0.0 <= nuisance_fraction <= 1.0:
+        raise ValueError(f"nuisance_fraction must be in [0, 1], got {nuisance_fraction}")
     progress = as_progress(progress)
-    plan_seed, *image_seeds = np.random.SeedSequence(seed).spawn(n_images + 1)
+    n_nuisance = int(round(n_images * nuisance_fraction))
+    plan_seed, *image_seeds = np.random.SeedSequence(seed).spawn(n_images + 1 + n_nuisance)
     categories = _category_plan(n_images, anomaly_fraction, artefact_fraction, np.random.default_rng(plan_seed))
+    categories += [NUISANCE_OUTLIER] * n_nuisance
+    n_files = len(categories)
     root = Path(out_dir)
     images_dir = root / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
     for stale in images_dir.glob("gal_*.png"):
         stale.unlink()
 
-    digits = max(5, len(str(n_images - 1)))
+    digits = max(5, len(str(n_files - 1)))
     rows = []
     for i, (category, image_seed) in enumerate(zip(categories, image_seeds)):
-        pixels = render_cutout(category, np.random.default_rng(image_seed), size)
+        pixels, nuisance = render_with_nuisance(category, np.random.default_rng(image_seed), size)
         rel_path = f"images/gal_{i:0{digits}d}.png"
         Image.fromarray(pixels).save(root / rel_path, format="PNG")
-        rows.append((rel_path, int(category != "normal"), category, RELEVANCE[category]))
-        if i % 100 == 99 or i == n_images - 1:
-            progress.update("demo", i + 1, n_images)
+        is_anomaly = int(category not in ("normal", NUISANCE_OUTLIER))
+        rows.append((rel_path, is_anomaly, category, RELEVANCE[category], *(nuisance[c] for c in NUISANCE_COLUMNS)))
+        if i % 100 == 99 or i == n_files - 1:
+            progress.update("demo", i + 1, n_files)
 
-    truth_csv = root / "truth.csv"
-    with open(truth_csv, "w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(("path", "is_anomaly", "category", "relevance"))
-        writer.writerows(rows)
+    truth_csv, manifest_csv = root / "truth.csv", root / "manifest.csv"
+    _write_csv(truth_csv, ("path", "is_anomaly", "category", "relevance", *NUISANCE_COLUMNS), rows)
+    _write_csv(manifest_csv, ("path", *NUISANCE_COLUMNS), [(row[0], *row[4:]) for row in rows])
     n_interesting = sum(c in INTERESTING for c in categories)
     n_artefacts = sum(c in ARTEFACTS for c in categories)
-    return DemoSet(root, images_dir, truth_csv, n_images, n_interesting, n_artefacts)
+    return DemoSet(root, images_dir, truth_csv, n_images, n_interesting, n_artefacts, n_nuisance, manifest_csv)
+
+
+def _write_csv(path: Path, header: tuple, rows: list) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)

@@ -16,6 +16,7 @@ Layout of a project folder::
     arrays/<name>.npy                per-item arrays: detector scores, rankings, map coordinates, clusters
     models/map.joblib                fitted objects that place new items (the map)
     models/patches.npz               the per-pixel map model: normal-patch bank or pool, calibration, corrections
+    models/guidance/<space>.npz      a guided feature space's fitted transform (see space_name)
     maps/pixel_maps.npy              per-pixel anomaly maps (row = item id, float16, map_size^2 cells)
     maps/defects/<item id>.png       regions the user painted as defects (mask labels)
     skipped.csv                      files that could not be read, with the reason
@@ -30,6 +31,12 @@ Per-item arrays (row = item id, NaN or -1 where an item has none)::
     umap                     map coordinates (n x 2)
     score_patchmap           the per-pixel map's image score (NaN: no current map for the item)
     cluster_<method>         cluster labels per clusterer
+
+A guided feature space (``oddscope guidance``) is named; its detectors and rankings are
+the raw ones qualified by the space, ``<name>@<space>`` (:func:`space_name`), so its
+arrays are ``score_knn@<space>``, ``rank_oddscope@<space>``, its neighbour indexes
+``index/<key>@<space>-...``, and ``rank``, ``export`` and the app choose a space by
+choosing such a name.
 """
 
 from __future__ import annotations
@@ -101,6 +108,10 @@ class ProjectLayout:
     def patch_model(self) -> Path:
         return self.models_dir / "patches.npz"
 
+    def guidance_model(self, space: str) -> Path:
+        """The fitted transform of the guided feature space ``space``."""
+        return self.models_dir / "guidance" / f"{space}.npz"
+
     @property
     def maps_dir(self) -> Path:
         return self.root / "maps"
@@ -151,6 +162,22 @@ def detector_of(array: str) -> str | None:
     return array[len(SCORE_PREFIX):] if array.startswith(SCORE_PREFIX) else None
 
 
+# ------------------------------------------------------------------ feature spaces
+SPACE_SEPARATOR = "@"
+RAW_SPACE = "raw"  # what evaluations call the encoder's own features; never a guided space's name
+
+
+def space_name(name: str, space: str | None) -> str:
+    """``name`` (a detector, a ranker, a feature key) in the guided space ``space``; None: the raw features."""
+    return f"{name}{SPACE_SEPARATOR}{space}" if space else name
+
+
+def split_space(name: str) -> tuple[str, str | None]:
+    """``(name, space)`` of a possibly space-qualified name; space is None for the raw features."""
+    base, sep, space = name.partition(SPACE_SEPARATOR)
+    return (base, space) if sep else (name, None)
+
+
 # ------------------------------------------------------------------------ settings
 @dataclass(frozen=True)
 class Setting:
@@ -173,3 +200,4 @@ ANOMALY_DETECTOR = Setting("anomaly_detector")  # the detector the active-learni
 ANALYSIS = Setting("analysis")  # inputs of the last complete analysis: a re-index that changes none keeps it
 PIXEL_MAPS = Setting("pixel_maps")  # the per-pixel map model's mode, encoder, settings and fit time
 IMAGE_ROOT = Setting("image_root")  # the indexed image folder, against which CSV paths are also tried
+GUIDANCE = Setting("guidance", {})  # the guided feature spaces: {name: spec}, written by workflows.guidance

@@ -349,6 +349,11 @@ class Project:
         np.save(tmp, np.asarray(values))
         os.replace(tmp, path)
 
+    def delete_array(self, name: str) -> None:
+        """Forget a per-item array (no error when there is none)."""
+        self._need_writable()
+        self.layout.array(name).unlink(missing_ok=True)
+
     def load_array(self, name: str, mmap: bool = False) -> np.ndarray | None:
         path = self.layout.array(name)
         if not path.exists():

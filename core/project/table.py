@@ -83,8 +83,11 @@ def read_project_table(root, progress=None) -> pd.DataFrame:
     return table
 
 
-def project_table(project: Project, roles=("test",), absolute_paths: bool = True) -> pd.DataFrame:
-    """The export table, sorted by the active ranking (unranked items last)."""
+def project_table(project: Project, roles=("test",), absolute_paths: bool = True,
+                  ranking: str | None = None) -> pd.DataFrame:
+    """The export table, sorted by the active ranking (unranked items last), or by ``ranking`` when given
+    (any name :func:`ranking_scores` knows, e.g. ``knn@<space>`` for a guided feature space)."""
+    ranking = ranking or ranking_name(project)
     items = project.items()
     df = pd.DataFrame(index=items.index.astype(np.int64))  # (SQL gives an empty project no integer index)
     df.index.name = "item_id"
@@ -92,12 +95,12 @@ def project_table(project: Project, roles=("test",), absolute_paths: bool = True
     df["status"] = items["status"]
     df["reason"] = items["reason"]
     df["role"] = items["role"]
-    scores = _padded(ranking_scores(project) if detector_names(project) else None, len(df))
+    scores = _padded(ranking_scores(project, ranking) if detector_names(project) else None, len(df))
     df["rank"] = rank_of(scores)
     df["anomaly_score"] = scores
     for name in detector_names(project):
         df[score_array(name)] = _padded(project.load_array(score_array(name)), len(df))
-    rel = project.load_array(relevance_array(ranking_name(project)))
+    rel = project.load_array(relevance_array(ranking))
     if rel is not None:
         df["predicted_relevance"] = _padded(rel, len(df))
     umap = project.load_array(MAP_ARRAY)
@@ -127,10 +130,10 @@ def _padded(values, n: int, fill=np.nan) -> np.ndarray:
     return out
 
 
-def export_table(project: Project, out) -> Path:
-    """Write the table to ``.csv`` or ``.parquet`` (by extension)."""
+def export_table(project: Project, out, ranking: str | None = None) -> Path:
+    """Write the table to ``.csv`` or ``.parquet`` (by extension), ranked by ``ranking`` (default: the active one)."""
     out = Path(out)
-    df = project_table(project).reset_index()
+    df = project_table(project, ranking=ranking).reset_index()
     if out.suffix.lower() == ".parquet":
         df.to_parquet(out, index=False)
     elif out.suffix.lower() == ".csv":

@@ -16,7 +16,6 @@ import pandas as pd
 
 from oddscope.core.models.registry import RANKERS, make_ranker
 from oddscope.core.progress import as_progress
-from oddscope.core.project.features import load_features
 from oddscope.core.project.layout import (
     ANOMALY_DETECTOR,
     ENCODER,
@@ -25,23 +24,37 @@ from oddscope.core.project.layout import (
     rank_array,
     relevance_array,
     score_array,
+    space_name,
+    split_space,
 )
 from oddscope.core.project.store import Project
+from oddscope.core.workflows.spaces import space_features
 
 
 def base_detector(project: Project) -> str:
     """The detector whose scores are the anomaly prior of the active rankers."""
     ranking = RANKING.read(project)
-    return ANOMALY_DETECTOR.read(project) or (ranking if ranking not in RANKERS else RANKING.default)
+    return ANOMALY_DETECTOR.read(project) or (ranking if split_space(ranking)[0] not in RANKERS
+                                              else RANKING.default)
+
+
+def _in_space(detector: str, space: str | None) -> str:
+    """The detector of that name in ``space`` (a raw or other space's detector moves to it)."""
+    return space_name(split_space(detector)[0], space)
 
 
 class ActiveSession:
-    """Holds features and a prepared ranker in memory so each refit is cheap."""
+    """Holds features and a prepared ranker in memory so each refit is cheap.
+
+    ``method`` may name a guided feature space, ``oddscope@<space>`` (``layout.space_name``): the ranker
+    then learns on that space's features, from its detector's scores, and stores ``rank_oddscope@<space>``.
+    """
 
     def __init__(self, project: Project, method: str = "oddscope", base: str | None = None, progress=None,
                  **ranker_kw):
         self.method = method
-        self.base = base or base_detector(project)
+        ranker, space = split_space(method)
+        self.base = base or _in_space(base_detector(project), space)
         self.ids = project.load_array(TEST_IDS)
         if self.ids is None:
             raise ValueError(f"{project.root} has not been analysed yet; run `oddscope index`")
@@ -52,9 +65,9 @@ class ActiveSession:
         self.anomaly = anomaly[self.ids].astype(np.float64)
         progress = as_progress(progress)
         progress.update("active: reading features", 0, 1)
-        self.X = load_features(project, ENCODER.read(project)["key"], self.ids)
+        self.X = space_features(project, self.ids, space)
         self._position = pd.Series(np.arange(len(self.ids)), index=self.ids)
-        self.ranker = make_ranker(method, **ranker_kw).prepare(self.X, progress)
+        self.ranker = make_ranker(ranker, **ranker_kw).prepare(self.X, progress)
 
     def refit(self, labels: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         """Refit on the store's labels; returns per-item (scores, predicted relevance or None)."""

@@ -23,15 +23,18 @@ import pandas as pd
 from oddscope.core.data.ingest import ScanResult, read_manifest, scan_folder
 from oddscope.core.models.clustering import cluster_all
 from oddscope.core.models.projection import MapProjection
-from oddscope.core.models.registry import DEFAULT_DETECTORS, DEFAULT_ENCODER, make_detector
+from oddscope.core.models.registry import DEFAULT_DETECTORS, DEFAULT_ENCODER
 from oddscope.core.progress import as_progress
 from oddscope.core.project.csv_paths import remember_image_root
 from oddscope.core.project.features import encoder_key, load_features
-from oddscope.core.project.layout import ANALYSIS, DB_NAME, ENCODER, MAP_ARRAY, RANKING, TEST_IDS, score_array
+from oddscope.core.project.layout import ANALYSIS, DB_NAME, ENCODER, MAP_ARRAY, RANKING, TEST_IDS, split_space
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.extraction import ExtractionReport, extract_features
+from oddscope.core.workflows.guidance import refresh_spaces
 from oddscope.core.workflows.readiness import MIN_IMAGES
-from oddscope.core.workflows.retrieval import drop_indexes, save_index
+from oddscope.core.workflows.retrieval import drop_indexes
+from oddscope.core.workflows.scoring import scatter, score_detectors
+from oddscope.core.workflows.spaces import spaces
 
 PLAIN_KNN = ("knn", "knn-l2", "knn-l1")  # the detectors that `-k` sets
 
@@ -190,26 +193,19 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
     project.save_array(TEST_IDS, test_ids)
     drop_indexes(project)  # built for the previous analysis
 
-    for step, name in enumerate(options.detectors):
-        progress.update("scores", step, len(options.detectors))
-        t0 = time.perf_counter()
-        detector = make_detector(name, **({"k": options.k} if name in PLAIN_KNN else {}))
-        values = score(detector.fit(memory), X, exclude_self=(mode == "unsupervised"))
-        project.save_array(score_array(name), _scatter(values, test_ids, n))
-        if mode == "unsupervised":
-            _keep_index(project, key, detector, len(test_ids))
-        seconds = time.perf_counter() - t0
-        project.record_run("detector", name, {**detector.params(), "mode": mode}, key, seconds)
-        timings[score_array(name)] = seconds
-    progress.update("scores", len(options.detectors), len(options.detectors))
-    if RANKING.read(project) not in options.detectors:
+    detectors = {name: ({"k": options.k} if name in PLAIN_KNN else {}) for name in options.detectors}
+    score_detectors(project, detectors, X, memory, test_ids, key, mode, score=score, progress=progress,
+                    timings=timings)
+    refresh_spaces(project, detectors, progress)
+    ranking, space = split_space(RANKING.read(project))
+    if ranking not in options.detectors or (space and space not in spaces(project)):
         RANKING.write(project, options.detectors[0])
 
     if options.make_map:
         t0 = time.perf_counter()
         progress.update("map", 0, 1)
         projection = MapProjection().fit(X, progress=progress)
-        project.save_array(MAP_ARRAY, _scatter(projection.embedding_, test_ids, n))
+        project.save_array(MAP_ARRAY, scatter(projection.embedding_, test_ids, n))
         project.layout.models_dir.mkdir(exist_ok=True)
         projection.save(project.layout.map_model)
         timings["map"] = time.perf_counter() - t0
@@ -220,7 +216,7 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
         t0 = time.perf_counter()
         progress.update("clusters", 0, 1)
         for column, labels in cluster_all(X).items():
-            project.save_array(column, _scatter(labels, test_ids, n, fill=-1))
+            project.save_array(column, scatter(labels, test_ids, n, fill=-1))
         timings["clusters"] = time.perf_counter() - t0
         project.record_run("clusters", "clusters", {}, key, timings["clusters"])
         progress.update("clusters", 1, 1)
@@ -234,27 +230,7 @@ def _detector_scores(options: IndexOptions):
         from oddscope.core.workflows.cluster.scoring import score_on_cluster
 
         return score_on_cluster
-    return lambda detector, X, exclude_self: detector.score(X, exclude_self)
-
-
-def _keep_index(project: Project, key: str, detector, n: int) -> None:
-    """Save the kNN index a detector built over the analysed items: the app's and the CLI's neighbour
-    searches then start at once instead of building it again (minutes at 10^6 items)."""
-    index = getattr(detector, "index_", None)
-    if index is None or index.metric == "l1":  # exact L1 keeps the matrix itself: not worth a copy
-        return
-    path = project.layout.index(key, index.metric, n)
-    if not path.exists():
-        save_index(index, path)
-
-
-def _scatter(values: np.ndarray, ids: np.ndarray, n: int, fill=np.nan) -> np.ndarray:
-    """Per-item array of length ``n`` (every item id), ``fill`` where an item has no value."""
-    values = np.asarray(values)
-    dtype = np.int32 if fill == -1 else np.float32
-    out = np.full((n,) + values.shape[1:], fill, dtype=dtype)
-    out[ids] = values
-    return out
+    return None
 
 
 def write_skipped_report(project: Project) -> pd.DataFrame:

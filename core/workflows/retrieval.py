@@ -17,19 +17,21 @@ import pandas as pd
 
 from oddscope.core.models.knn import KnnIndex
 from oddscope.core.progress import as_progress
-from oddscope.core.project.features import load_features
-from oddscope.core.project.layout import ENCODER, TEST_IDS
+from oddscope.core.project.layout import TEST_IDS
 from oddscope.core.project.store import Project
+from oddscope.core.workflows.spaces import feature_key, space_features
 
 
 class Neighbours:
     """k nearest neighbours among a project's analysed (test) items."""
 
-    def __init__(self, project: Project, progress=None):
-        """``progress`` reports (and can cancel) the first build of each metric's index: minutes at 10^6 items."""
+    def __init__(self, project: Project, progress=None, space: str | None = None):
+        """``progress`` reports (and can cancel) the first build of each metric's index: minutes at 10^6 items.
+        ``space``: search a guided feature space (:mod:`oddscope.core.workflows.spaces`) instead of the raw one."""
         self.project = project
+        self.space = space
         self._progress = as_progress(progress)
-        self.key = ENCODER.read(project)["key"]
+        self.key = feature_key(project, space)
         self.ids = project.load_array(TEST_IDS)
         if self.ids is None:
             raise ValueError(f"{project.root} has not been analysed yet; run `oddscope index`")
@@ -40,7 +42,7 @@ class Neighbours:
     @property
     def features(self) -> np.ndarray:
         if self._features is None:
-            self._features = load_features(self.project, self.key, self.ids)
+            self._features = space_features(self.project, self.ids, self.space)
         return self._features
 
     def index(self, metric: str = "cosine") -> KnnIndex:

@@ -11,7 +11,16 @@ from PIL import Image
 from scipy import ndimage as ndi
 from sklearn.metrics import roc_auc_score
 
-from oddscope.core.data.demo import ARTEFACTS, INTERESTING, DemoSet, make_demo, render_cutout
+from oddscope.core.data.demo import (
+    ARTEFACTS,
+    INTERESTING,
+    NUISANCE_COLUMNS,
+    NUISANCE_OUTLIER,
+    DemoSet,
+    make_demo,
+    render_cutout,
+    render_with_nuisance,
+)
 
 CATEGORIES = ("normal",) + INTERESTING + ARTEFACTS
 _Y, _X = np.mgrid[0:64, 0:64]
@@ -54,18 +63,20 @@ def test_same_seed_gives_identical_bytes_and_other_seed_differs(tmp_path):
 def test_truth_csv_lists_every_image_with_consistent_labels(tmp_path):
     demo = make_demo(tmp_path, n_images=100, seed=1, anomaly_fraction=0.12, artefact_fraction=0.16)
     rows = _read_truth(demo.truth_csv)
-    assert list(rows[0]) == ["path", "is_anomaly", "category", "relevance"]
+    assert list(rows[0]) == ["path", "is_anomaly", "category", "relevance", *NUISANCE_COLUMNS]
     assert sorted(r["path"] for r in rows) == sorted(f"images/{p.name}" for p in demo.images_dir.iterdir())
     assert all((demo.root / r["path"]).is_file() for r in rows)
 
     counts = {c: sum(r["category"] == c for r in rows) for c in CATEGORIES}
-    assert set(r["category"] for r in rows) <= set(CATEGORIES)
+    assert set(r["category"] for r in rows) <= set(CATEGORIES) | {NUISANCE_OUTLIER}
+    assert sum(r["category"] == NUISANCE_OUTLIER for r in rows) == demo.n_nuisance == 1  # 1% of 100, after them
     assert all(counts[c] == 4 for c in INTERESTING + ARTEFACTS)  # 12 and 16 split evenly
     assert counts["normal"] == 100 - 12 - 16
     assert (demo.n_images, demo.n_interesting, demo.n_artefacts) == (100, 12, 16)
-    expected_relevance = {"normal": "1", **{c: "5" for c in INTERESTING}, **{c: "0" for c in ARTEFACTS}}
+    expected_relevance = {"normal": "1", NUISANCE_OUTLIER: "1", **{c: "5" for c in INTERESTING},
+                          **{c: "0" for c in ARTEFACTS}}
     for r in rows:
-        assert r["is_anomaly"] == ("0" if r["category"] == "normal" else "1")
+        assert r["is_anomaly"] == ("0" if r["category"] in ("normal", NUISANCE_OUTLIER) else "1")
         assert r["relevance"] == expected_relevance[r["category"]]
 
 
@@ -81,7 +92,7 @@ def test_file_names_and_order_do_not_reveal_the_category(tmp_path):
     demo = make_demo(tmp_path, n_images=120, seed=5, anomaly_fraction=0.15, artefact_fraction=0.15)
     rows = sorted(_read_truth(demo.truth_csv), key=lambda r: r["path"])
     assert all(re.fullmatch(r"images/gal_\d{5}\.png", r["path"]) for r in rows)
-    assert [r["path"] for r in rows] == [f"images/gal_{i:05d}.png" for i in range(120)]
+    assert [r["path"] for r in rows] == [f"images/gal_{i:05d}.png" for i in range(demo.n_files)]
     anomalies = [i for i, r in enumerate(rows) if r["is_anomaly"] == "1"]
     assert anomalies[-1] - anomalies[0] > 2 * len(anomalies)  # scattered, not one block
     assert len([k for k, _ in groupby(r["category"] for r in rows)]) > 30  # categories interleave
@@ -100,8 +111,8 @@ def test_rerun_in_same_folder_replaces_the_old_images(tmp_path):
 
 def test_progress_is_reported_up_to_the_total(tmp_path):
     calls = []
-    make_demo(tmp_path, n_images=130, seed=0, progress=lambda *args: calls.append(args))
-    assert calls[-1] == ("demo", 130, 130)
+    demo = make_demo(tmp_path, n_images=130, seed=0, progress=lambda *args: calls.append(args))
+    assert calls[-1] == ("demo", 131, 131) and demo.n_files == 131
     assert len(calls) >= 2
     done = [d for _, d, _ in calls]
     assert done == sorted(done)
@@ -114,11 +125,37 @@ def test_progress_is_reported_up_to_the_total(tmp_path):
         dict(anomaly_fraction=-0.1),
         dict(artefact_fraction=1.5),
         dict(anomaly_fraction=0.6, artefact_fraction=0.6),
+        dict(nuisance_fraction=-0.5),
     ],
 )
 def test_invalid_arguments_raise(tmp_path, kwargs):
     with pytest.raises(ValueError):
         make_demo(tmp_path, **{"n_images": 10, **kwargs})
+
+
+def test_nuisance_outliers_come_after_an_unchanged_survey_with_their_values_in_the_manifest(tmp_path):
+    plain = make_demo(tmp_path / "plain", n_images=60, seed=3, nuisance_fraction=0.0)
+    demo = make_demo(tmp_path / "nuisance", n_images=60, seed=3, nuisance_fraction=0.05)
+    assert (plain.n_files, demo.n_files, demo.n_nuisance) == (60, 63, 3)
+    survey = _image_bytes(plain)
+    assert {name: data for name, data in _image_bytes(demo).items() if name in survey} == survey
+    rows = _read_truth(demo.truth_csv)
+    assert [r["category"] for r in rows[60:]] == [NUISANCE_OUTLIER] * 3
+    assert rows[:60] == _read_truth(plain.truth_csv)
+    with open(demo.manifest_csv, newline="") as fh:
+        manifest = list(csv.DictReader(fh))
+    assert list(manifest[0]) == ["path", *NUISANCE_COLUMNS]
+    assert [m["path"] for m in manifest] == [r["path"] for r in rows]
+    assert {m["sky_tint"] for m in manifest[:60]} == {"none"} and {m["sky_tint"] for m in manifest[60:]} == {"blue"}
+
+
+def test_a_nuisance_outlier_is_a_normal_galaxy_under_a_bluer_sky():
+    normal, values = render_with_nuisance("normal", np.random.default_rng(7))
+    tinted, tinted_values = render_with_nuisance(NUISANCE_OUTLIER, np.random.default_rng(7))
+    np.testing.assert_array_equal(normal, render_cutout("normal", np.random.default_rng(7)))
+    assert values == {**tinted_values, "sky_tint": "none"} and tinted_values["sky_tint"] == "blue"
+    corner = (slice(0, 8), slice(0, 8))  # sky only
+    assert tinted[corner][..., 2].mean() > normal[corner][..., 2].mean() + 20
 
 
 # --- single cutouts ----------------------------------------------------------------

@@ -236,6 +236,9 @@ def test_demo_without_gui_builds_indexes_and_says_how_to_evaluate(fake_encoder, 
     assert result.exit_code == 0, result.output
     assert "Wrote 60 images" in result.output and "Mode      unsupervised" in result.output
     assert f"oddscope evaluate --project {out / 'project'} --truth {out / 'truth.csv'}" in result.output
-    assert len(list((out / "images").iterdir())) == 60
+    assert "and 1 normal galaxies under a rare blue sky" in result.output  # 1% of 60, after the survey
+    assert len(list((out / "images").iterdir())) == 61
     with Project.open(out / "project") as project:
-        assert (project.items()["status"] == "ok").sum() == 60
+        items = project.items()
+        assert (items["status"] == "ok").sum() == 61
+        assert items["sky_tint"].tolist() == ["none"] * 60 + ["blue"]  # indexed from the manifest

@@ -1,0 +1,211 @@
+"""Guidance: named feature spaces that ignore what the user calls a nuisance, or keep only what they call relevant.
+
+Following Red PANDA (Cohen, Kahana, Hoshen, ICLR 2023): learn a representation that
+holds no information on the nuisance attribute, then score by kNN density in it.  A
+rare nuisance value (the rarer wafer type, another telescope, a tinted sky) otherwise
+floods the top of every ranking, since density estimators find rare *anything*.
+
+A space is added with a spec (``kind`` nuisance or relevant, the ``attribute``: a
+metadata column of the manifest or a tag prefix such as ``pose`` for ``pose:left``
+tags, the ``method``, a ``name``); this module fits its transform on the analysed
+items, stores it (:mod:`oddscope.core.workflows.spaces`), scores every detector of the
+raw analysis in it (``score_<detector>@<space>``, by the same code as the raw scores)
+and records how well linear and non-linear probes still predict the attribute before
+and after.  Removing the space removes all of that: guidance is undone by deleting it.
+A re-analysis refits every space on the new items (:func:`refresh_spaces`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from oddscope.core.models.guidance.erasure import concept_matrix, fit_leace, fit_relevant
+from oddscope.core.models.guidance.probes import probe_nuisance
+from oddscope.core.progress import as_progress
+from oddscope.core.project.layout import (
+    ANOMALY_DETECTOR,
+    GUIDANCE,
+    RANKING,
+    SCORE_PREFIX,
+    TEST_IDS,
+    detector_of,
+    split_space,
+)
+from oddscope.core.project.store import ITEM_COLUMNS, Project
+from oddscope.core.workflows.scoring import score_detectors
+from oddscope.core.workflows.spaces import (
+    check_space_name,
+    feature_key,
+    save_transform,
+    space_features,
+    space_spec,
+    spaces,
+)
+
+KINDS = ("nuisance", "relevant")
+METHODS = {"leace": "closed-form linear concept erasure (LEACE)"}
+# Named in the issue, not built yet: asked for, they say so instead of pretending.
+NOT_AVAILABLE = {"redpanda": "the non-linear Red PANDA projection head (adversarial, torch)",
+                 "clip-prompts": "nuisance or relevant attributes in words (CLIP text prompts)"}
+INTERESTING_SCORE = 4  # relevant-only: labels at or above this are what the user wants
+
+
+class NotAvailable(ValueError):
+    """A guidance method that Oddscope names but does not provide yet."""
+
+
+def check_method(method: str) -> str:
+    if method in NOT_AVAILABLE:
+        raise NotAvailable(f"guidance method {method!r} ({NOT_AVAILABLE[method]}) is not available yet; "
+                           f"use {', '.join(METHODS)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown guidance method {method!r}; choose {', '.join(METHODS)}")
+    return method
+
+
+def attribute_values(project: Project, attribute: str, ids) -> tuple[np.ndarray, str]:
+    """``(values, source)``: the attribute of each of ``ids`` (None where an item has none).
+
+    ``source`` is ``metadata`` for a metadata column, ``tags`` for a tag prefix: ``pose`` (or
+    ``pose:``) reads ``left`` from a tag ``pose:left``.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    items = project.items()
+    meta_columns = [c for c in items.columns if c not in ITEM_COLUMNS]
+    if attribute in meta_columns:
+        column = items[attribute].reindex(ids)
+        return np.array([None if _missing(v) else v for v in column], dtype=object), "metadata"
+    prefix = attribute.rstrip(":") + ":"
+    tags = project.labels()["tags"]
+    values = {}
+    for item_id, item_tags in tags.items():
+        found = [t[len(prefix):] for t in item_tags if t.startswith(prefix) and len(t) > len(prefix)]
+        if found:
+            values[int(item_id)] = found[0]
+    if not values:
+        raise ValueError(f"{attribute!r} is neither a metadata column ({', '.join(meta_columns) or 'none'}) nor a "
+                         f"tag prefix (no tag starts with {prefix!r})")
+    return np.array([values.get(int(i)) for i in ids], dtype=object), "tags"
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value == ""
+
+
+def analysed_ids(project: Project) -> tuple[np.ndarray, np.ndarray]:
+    """``(test ids, reference ids)`` of the last analysis (reference: the known-normal items it scored against)."""
+    test_ids = project.load_array(TEST_IDS)
+    if test_ids is None:
+        raise ValueError(f"{project.root} has not been analysed yet; run `oddscope index`")
+    key = feature_key(project)
+    done = set(project.features_done(key).tolist())
+    ref_ids = np.array([i for i in project.ids_with_status("ok", "reference") if i in done], dtype=np.int64)
+    return test_ids.astype(np.int64), ref_ids
+
+
+def add_space(project: Project, name: str, attribute: str | None = None, kind: str = "nuisance",
+              method: str = "leace", weight: float | None = None, progress=None) -> dict:
+    """Fit the space ``name`` and score every detector in it; returns its spec (also stored in the project).
+
+    ``kind="nuisance"``: erase ``attribute`` (metadata column or tag prefix).  ``kind="relevant"``: keep
+    the directions separating the items labelled 4-5 from the other labelled ones (``weight``: see
+    :func:`~oddscope.core.models.guidance.erasure.fit_relevant`).
+    """
+    check_space_name(name)
+    check_method(method)
+    if name in spaces(project):
+        raise ValueError(f"a feature space {name!r} exists; remove it first (`oddscope guidance remove {name}`)")
+    if kind not in KINDS:
+        raise ValueError(f"guidance kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if kind == "nuisance" and not attribute:
+        raise ValueError("a nuisance space needs the attribute to ignore (a metadata column or a tag prefix)")
+    spec = {"kind": kind, "attribute": attribute if kind == "nuisance" else None, "method": method,
+            "weight": weight}
+    try:
+        spec = _fit_space(project, name, spec, progress)
+    except BaseException:  # failed or cancelled: leave no half-made space behind
+        if name in spaces(project):
+            remove_space(project, name)
+        raise
+    GUIDANCE.write(project, {**spaces(project), name: spec})
+    return spec
+
+
+def _fit_space(project: Project, name: str, spec: dict, progress=None, detectors: dict | None = None) -> dict:
+    """Fit the transform of ``spec``, save it, score ``detectors`` (default: the raw analysis's) in the space;
+    returns the spec with what it measured."""
+    progress = as_progress(progress)
+    t0 = time.perf_counter()
+    test_ids, ref_ids = analysed_ids(project)
+    all_ids = np.concatenate([test_ids, ref_ids])
+    progress.update(f"guidance {name}: fitting", 0, 1)
+    if spec["kind"] == "nuisance":
+        values, source = attribute_values(project, spec["attribute"], all_ids)
+        known = np.array([v is not None for v in values])
+        fit_ids, target = all_ids[known], values[known]
+        X_fit = space_features(project, fit_ids)
+        transform = fit_leace(X_fit, concept_matrix(target)[0])
+    else:
+        scores = project.labels()["score"].dropna()
+        scores = scores[scores.index.isin(test_ids)]
+        fit_ids, source = scores.index.to_numpy(np.int64), "labels"
+        target = (scores.to_numpy() >= INTERESTING_SCORE)
+        X_fit = space_features(project, fit_ids)
+        transform = fit_relevant(X_fit, target, weight=spec["weight"])
+    progress.check()
+    progress.update(f"guidance {name}: probing", 0, 1)
+    before, after = probe_nuisance(X_fit, target), probe_nuisance(transform.apply(X_fit), target)
+    save_transform(project, name, transform)
+    # The spec is stored before scoring: the scores are read through it.
+    spec = {**spec, "source": source, "encoder": feature_key(project), "rank": transform.rank,
+            "n_fit": int(len(fit_ids)), "probe_before": before, "probe_after": after}
+    GUIDANCE.write(project, {**spaces(project), name: spec})
+    X = space_features(project, test_ids, name)
+    mode = "reference" if len(ref_ids) else "unsupervised"
+    memory = space_features(project, ref_ids, name) if len(ref_ids) else X
+    score_detectors(project, detectors or _raw_detectors(project), X, memory, test_ids,
+                    feature_key(project, name), mode, space=name, progress=progress)
+    return {**spec, "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _raw_detectors(project: Project) -> dict:
+    """The detectors of the raw analysis with the arguments they ran with: ``{name: kwargs}``."""
+    scored = {detector_of(a) for a in project.array_names() if a.startswith(SCORE_PREFIX)}
+    runs = project.latest_runs("detector")
+    return {name: {k: v for k, v in runs[name]["params"].items() if k != "mode"}
+            for name in runs if name in scored and split_space(name)[1] is None and name != "patchmap"}
+
+
+def remove_space(project: Project, name: str) -> None:
+    """Undo a space: its transform, scores, rankings and indexes go; a ranking in it falls back to the raw one."""
+    space_spec(project, name)
+    for array in project.array_names():
+        if split_space(array)[1] == name:
+            project.delete_array(array)
+    project.layout.guidance_model(name).unlink(missing_ok=True)
+    for index in project.layout.index_dir.glob(f"{feature_key(project, name)}-*"):
+        index.unlink()
+    GUIDANCE.write(project, {k: v for k, v in spaces(project).items() if k != name})
+    for setting in (RANKING, ANOMALY_DETECTOR):
+        value = setting.read(project)
+        if value and split_space(value)[1] == name:
+            setting.write(project, split_space(value)[0])
+
+
+def refresh_spaces(project: Project, detectors: dict, progress=None) -> list[str]:
+    """Refit every space on the current analysis (after a re-index) and score ``detectors`` (``{name: kwargs}``,
+    the analysis's) in it; returns the names of those that no longer fit (e.g. the attribute lost all but one
+    value): they are removed, with their scores."""
+    dropped = []
+    for name, spec in spaces(project).items():
+        for array in project.array_names():  # scores of detectors this analysis no longer runs
+            if array.startswith(SCORE_PREFIX) and split_space(array)[1] == name:
+                project.delete_array(array)
+        try:
+            GUIDANCE.write(project, {**spaces(project), name: _fit_space(project, name, spec, progress, detectors)})
+        except ValueError:
+            remove_space(project, name)
+            dropped.append(name)
+    return dropped

@@ -1,0 +1,64 @@
+"""Scoring a feature matrix with every detector and storing the per-item arrays: one owner for both the raw
+features (:func:`oddscope.core.workflows.pipeline.analyse`) and each guided feature space
+(:mod:`oddscope.core.workflows.guidance`), so a space's scores are made exactly as the raw ones."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from oddscope.core.models.registry import make_detector
+from oddscope.core.progress import as_progress
+from oddscope.core.project.layout import score_array, space_name
+from oddscope.core.project.store import Project
+from oddscope.core.workflows.retrieval import save_index
+
+
+def score_detectors(project: Project, detectors: dict, X: np.ndarray, memory: np.ndarray, test_ids: np.ndarray,
+                    key: str, mode: str, space: str | None = None, score=None, progress=None,
+                    timings=None) -> None:
+    """Fit each of ``detectors`` (``{name: constructor arguments}``) on ``memory``, score ``X`` (the features of
+    ``test_ids``) and save ``score_<name>[@space]``; in unsupervised mode keep the kNN indexes they built.
+
+    ``key`` is the feature key the runs are recorded under (the encoder's, qualified by the space);
+    ``score(detector, X, exclude_self)`` replaces ``detector.score`` (the Ray cluster's spread queries).
+    """
+    progress = as_progress(progress)
+    timings = {} if timings is None else timings
+    n = project.n_items
+    for step, (name, kwargs) in enumerate(detectors.items()):
+        progress.update("scores", step, len(detectors))
+        t0 = time.perf_counter()
+        detector = make_detector(name, **kwargs)
+        detector.fit(memory)
+        exclude_self = mode == "unsupervised"
+        values = score(detector, X, exclude_self) if score else detector.score(X, exclude_self=exclude_self)
+        array = score_array(space_name(name, space))
+        project.save_array(array, scatter(values, test_ids, n))
+        if mode == "unsupervised":
+            keep_index(project, key, detector, len(test_ids))
+        seconds = time.perf_counter() - t0
+        project.record_run("detector", space_name(name, space), {**detector.params(), "mode": mode}, key, seconds)
+        timings[array] = seconds
+    progress.update("scores", len(detectors), len(detectors))
+
+
+def keep_index(project: Project, key: str, detector, n: int) -> None:
+    """Save the kNN index a detector built over the analysed items: the app's and the CLI's neighbour
+    searches then start at once instead of building it again (minutes at 10^6 items)."""
+    index = getattr(detector, "index_", None)
+    if index is None or index.metric == "l1":  # exact L1 keeps the matrix itself: not worth a copy
+        return
+    path = project.layout.index(key, index.metric, n)
+    if not path.exists():
+        save_index(index, path)
+
+
+def scatter(values: np.ndarray, ids: np.ndarray, n: int, fill=np.nan) -> np.ndarray:
+    """Per-item array of length ``n`` (every item id), ``fill`` where an item has no value."""
+    values = np.asarray(values)
+    dtype = np.int32 if fill == -1 else np.float32
+    out = np.full((n,) + values.shape[1:], fill, dtype=dtype)
+    out[ids] = values
+    return out
