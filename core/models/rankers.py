@@ -107,7 +107,7 @@ def _nearest_labelled_distance(X, labelled):
     return out
 
 
-def _reduce(X, n_components, random_state):
+def reduce_features(X, n_components, random_state):
     """PCA-reduced float32 features (sklearn's solver choice, fitted on every row).
 
     X itself when ``n_components`` is None or not fewer than both the items and the features.
@@ -191,29 +191,34 @@ class PlainRanker(Ranker):
 
 
 class NeighbourScoreRanker(Ranker):
-    """Astronomaly's NeighbourScore (Lochner & Bassett 2021), following their public code.
+    """Astronomaly's NeighbourScore (Lochner & Bassett 2021), as in their current code.
 
-    A 100-tree random forest regresses the user score ``u`` on the features; ``d``
-    is each item's Euclidean distance to its nearest labelled item (labelled
-    items have 0) and ``mean(d)`` is over all items, as in their
-    ``compute_nearest_neighbour``.  The anomaly score is min-max rescaled to
-    0-5 (their ScoreConverter) and modulated:
+    Checked against ``astronomaly/anomaly_detection/human_loop_learning.py`` at
+    MichelleLochner/astronomaly 111cdd1 (Dec 2024): a 200-tree random forest
+    regresses the user score ``u`` on the features; ``u`` is clipped to
+    ``[min_score, 5]`` = [0.1, 5]; ``d`` is each item's Euclidean distance to its
+    nearest labelled item (labelled items have 0) and ``mean(d)`` is over all
+    items, as in their ``compute_nearest_neighbour``.  The anomaly score is
+    min-max rescaled to 0-5 (their ScoreConverter) and modulated:
     ``a * tanh(exp(alpha * d / mean(d)) - 1 + arctanh(0.1 + 0.85 * u / 5))``.
-    Far from labels the factor tends to 1 (anomaly order survives); at a
-    labelled item it equals ``f_u``, from 0.1 (u=0) to 0.95 (u=5).
+    The factor lies in (0, 1], so labels can only demote: far from labels it
+    tends to 1 (anomaly order survives); at a labelled item it equals ``f_u``,
+    from 0.117 (u clipped to 0.1) to 0.95 (u=5).
     Features: as their code, the forest and ``d`` use the features the
     pipeline gives (here the encoder's).  ``n_components`` reduces them by PCA
     first (their Galaxy Zoo scripts feed 2-10 PCA dimensions); on the demo
     that found fewer interesting items (20.7 vs 22.8 at 10 dimensions), so the
     default (None) keeps the features as given.
     Deviations: exact vectorised distances instead of a per-item KD-tree loop
-    (same values), and with no labels it returns the rescaled anomaly score
-    (the plain ranking) instead of failing to fit.
+    (same values), a seeded forest, and with no labels it returns the rescaled
+    anomaly score (the plain ranking) instead of failing to fit.
     """
 
     name = "neighbourscore"
 
-    def __init__(self, random_state=0, alpha=1.0, n_estimators=100, n_components=None, n_jobs=None):
+    min_score = 0.1  # Astronomaly's lowest user score: the predicted score is clipped to [0.1, 5]
+
+    def __init__(self, random_state=0, alpha=1.0, n_estimators=200, n_components=None, n_jobs=None):
         super().__init__(random_state)
         self.alpha = alpha
         self.n_estimators = n_estimators
@@ -222,7 +227,7 @@ class NeighbourScoreRanker(Ranker):
         self._reduced = None
 
     def _prepare(self, X, progress):
-        self._reduced = _reduce(X, self.n_components, self.random_state)
+        self._reduced = reduce_features(X, self.n_components, self.random_state)
 
     def _rank(self, anomaly, idx, y):
         a = _rescale(anomaly)
@@ -238,10 +243,11 @@ class NeighbourScoreRanker(Ranker):
 
     @staticmethod
     def combine(anomaly_0_5, user_score, distance, alpha=1.0):
-        """The NeighbourScore formula on rescaled anomaly, predicted score and distance."""
+        """The NeighbourScore formula on rescaled anomaly, predicted score (clipped) and distance."""
         mean_d = float(np.mean(distance))
         scaled = distance / mean_d if mean_d > 0 else np.zeros_like(distance)
-        f_u = 0.1 + 0.85 * np.asarray(user_score) / RELEVANCE_MAX
+        user_score = np.clip(np.asarray(user_score, dtype=np.float64), NeighbourScoreRanker.min_score, RELEVANCE_MAX)
+        f_u = NeighbourScoreRanker.min_score + 0.85 * user_score / RELEVANCE_MAX
         with np.errstate(over="ignore"):
             penalty = np.exp(np.minimum(alpha * scaled, 50.0))
         return anomaly_0_5 * np.tanh(penalty - 1.0 + np.arctanh(f_u))
@@ -269,7 +275,7 @@ class ProtegeRanker(Ranker):
         self._reduced = None
 
     def _prepare(self, X, progress):
-        self._reduced = _reduce(X, self.n_components, self.random_state).astype(np.float64)
+        self._reduced = reduce_features(X, self.n_components, self.random_state).astype(np.float64)
 
     def _rank(self, anomaly, idx, y):
         if idx.size == 0:
@@ -370,7 +376,7 @@ class OddscopeRanker(Ranker):
         if n < 2:
             raise ValueError("the oddscope ranker needs at least 2 items")
         progress.update("active: reduce", 0, 1)
-        Z = _reduce(X, self.n_components, self.random_state)
+        Z = reduce_features(X, self.n_components, self.random_state)
         Z = Z - Z.mean(axis=0)
         if self.metric == "cosine":
             Z = Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)

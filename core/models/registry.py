@@ -14,6 +14,7 @@ plus one :class:`Entry` in :data:`DETECTORS`.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -31,7 +32,10 @@ class Entry:
     name, such as metrics); ``defaults`` are the arguments this entry passes to
     it (the implementation's own defaults apply to the rest); ``standard``
     entries form the default selection; a ``family`` entry's name is a prefix
-    (``timm:`` stands for every ``timm:<model>``).
+    (``timm:`` stands for every ``timm:<model>``).  ``requires`` names an optional
+    package (an import name) the method needs and ``install`` the command that
+    adds it: such an entry is listed, but :meth:`create` refuses with that command
+    while the package is missing.
     """
 
     name: str
@@ -41,6 +45,8 @@ class Entry:
     standard: bool = True
     family: bool = False
     label: str = ""
+    requires: str = ""
+    install: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
@@ -52,6 +58,14 @@ class Entry:
             raise TypeError(f"{self.name!r} names a setting, not something to build")
         module, _, attribute = self.loader.partition(":")
         return getattr(importlib.import_module(module), attribute)
+
+    def missing(self) -> str:
+        """Why this method cannot be built here ("" when it can): its optional package is not installed.
+
+        Looks the package up without importing it, so listing stays cheap."""
+        if not self.requires or importlib.util.find_spec(self.requires) is not None:
+            return ""
+        return f"{self.name} needs the package {self.requires!r}: {self.install or 'pip install ' + self.requires}"
 
     def create(self, **overrides):
         """Call the implementation with this entry's defaults, updated by ``overrides``."""
@@ -94,9 +108,16 @@ class Registry(Mapping):
                 return entry
         raise self.error(f"unknown {self.kind} {name!r}; choose from {sorted(self._entries)}{self.hint}")
 
+    def unavailable(self) -> dict[str, str]:
+        """``{name: why}`` for the entries whose optional package is missing here."""
+        return {name: entry.missing() for name, entry in self._entries.items() if entry.missing()}
+
     def create(self, name: str, **overrides):
         """Build the method ``name`` with its entry's defaults, updated by ``overrides``."""
-        return self.entry(name).create(**overrides)
+        entry = self.entry(name)
+        if entry.missing():
+            raise self.error(entry.missing())
+        return entry.create(**overrides)
 
 
 _ENCODERS = "oddscope.core.models.encoders"
@@ -136,6 +157,8 @@ DETECTORS = Registry("detector", [
 DEFAULT_DETECTORS = DETECTORS.standard()
 
 _RANKERS = "oddscope.core.models.rankers"
+_PEERS = "oddscope.core.models.forest_rankers"
+_PEERS_INSTALL = "pip install 'oddscope[peers]'"
 RANKERS = Registry("ranker", [
     Entry("plain", "the anomaly score unchanged (ignores labels)", f"{_RANKERS}:PlainRanker"),
     Entry("neighbourscore", "Astronomaly's NeighbourScore (random forest + distance to labels)",
@@ -143,6 +166,11 @@ RANKERS = Registry("ranker", [
     Entry("protege", "Astronomaly's Protege (GP regression + expected improvement)", f"{_RANKERS}:ProtegeRanker"),
     Entry("oddscope", "ours: label smoothing on a kNN graph, optimistic, weighted by the anomaly prior",
           f"{_RANKERS}:OddscopeRanker"),
+    # SNAD's peers (coniferest): measured by `evaluate active`, not offered in the app
+    Entry("aad", "SNAD's AAD forest: isolation-forest leaf weights fitted to the labels (coniferest)",
+          f"{_PEERS}:AadRanker", standard=False, requires="coniferest", install=_PEERS_INSTALL),
+    Entry("pineforest", "SNAD's PineForest: isolation trees filtered by the labels (coniferest)",
+          f"{_PEERS}:PineForestRanker", standard=False, requires="coniferest", install=_PEERS_INSTALL),
 ])
 
 METRICS = Registry("metric", [
