@@ -12,7 +12,8 @@ Protocols (fixed seeds; features from the default encoder, extracted once per se
   standard detector scores the set, the planted items are the anomalies; AUROC / AP.
 * **active learning**: the same sets with relevance 1 (bulk), 5 (interesting) and 0 (boring); Oddscope's
   simulated user (``active_eval.simulate``) scores the top 10 of each method's ranking for 10 rounds; the
-  prior is the kNN score; 5 seeds, each its own planting.  Relevant items found, and in the final top 100.
+  prior is the kNN score; 5 seeds, each its own planting (the demo, planted once, varies the jitter of the
+  prior instead, as ``oddscope evaluate active`` does).  Relevant items found, and in the final top 100.
 
 The planting rule, the same for every set: classes in alphabetical order; with three or more, the first is
 interesting, the second boring and the rest the bulk; with two, the defect-free class (MPDD, ELPV) or else
@@ -109,9 +110,10 @@ def triage(s) -> dict | None:
 
 
 def active(s, methods, seeds=SEEDS, log=print) -> dict | None:
-    """``{method: {"found": [per seed], "top100": [per seed]}}``: one simulated session per planting seed."""
+    """``{method: {"found": [...], "top100": [...]}}``: one simulated session per planting seed (the demo,
+    planted once, runs ``simulate``'s own seeds: its jitter of the anomaly score and the rankers' seeds)."""
     out = {m: {"found": [], "top100": []} for m in methods}
-    for seed in range(seeds):
+    for seed in range(1 if s.name == "demo" else seeds):
         planted = planted_set(s, seed)
         if planted is None:
             return None
@@ -119,11 +121,11 @@ def active(s, methods, seeds=SEEDS, log=print) -> dict | None:
         X = s.X[idx]
         anomaly = unsupervised_scores(X)[BASE]
         t0 = time.perf_counter()
-        result = simulate(X, anomaly, relevance, methods=methods, seeds=1)
+        result = simulate(X, anomaly, relevance, methods=methods, seeds=seeds if s.name == "demo" else 1)
         for m, r in result["methods"].items():
             out[m]["found"].append(r["found_mean"])
             out[m]["top100"].append(r["top100_mean"])
-        log(f"  {s.name} seed {seed}: " + ", ".join(f"{m} {r['top100_mean']:.0f}" for m, r in
+        log(f"  {s.name} seed {seed}: " + ", ".join(f"{m} {r['top100_mean']:.1f}" for m, r in
                                                   result["methods"].items()) + f" ({time.perf_counter() - t0:.0f} s)")
     out["_n"] = (int(idx.size), int((relevance >= 4).sum()))
     return out
