@@ -32,13 +32,14 @@ class _ConiferestRanker(Ranker):
         self._reduced = None
         self._model = None
 
-    def _forest(self):
+    def _forest(self, n_subsamples):
+        """The coniferest model; ``n_subsamples`` is its default 256, or every item of a smaller set."""
         raise NotImplementedError
 
     def _prepare(self, X, progress):
         self._reduced = np.ascontiguousarray(reduce_features(X, self.n_components, self.random_state),
                                              dtype=np.float64)
-        self._model = self._forest().fit(self._reduced)
+        self._model = self._forest(min(256, X.shape[0])).fit(self._reduced)
 
     def _rank(self, anomaly, idx, y):
         if idx.size == 0:
@@ -55,10 +56,11 @@ class AadRanker(_ConiferestRanker):
 
     name = "aad"
 
-    def _forest(self):
+    def _forest(self, n_subsamples):
         from coniferest.aadforest import AADForest
 
-        return AADForest(n_trees=self.n_trees, n_jobs=self.n_jobs, random_seed=self.random_state)
+        return AADForest(n_trees=self.n_trees, n_subsamples=n_subsamples, n_jobs=self.n_jobs,
+                         random_seed=self.random_state)
 
 
 class PineForestRanker(_ConiferestRanker):
@@ -66,7 +68,8 @@ class PineForestRanker(_ConiferestRanker):
 
     name = "pineforest"
 
-    def _forest(self):
+    def _forest(self, n_subsamples):
         from coniferest.pineforest import PineForest
 
-        return PineForest(n_trees=self.n_trees, n_jobs=self.n_jobs, random_seed=self.random_state)
+        return PineForest(n_trees=self.n_trees, n_subsamples=n_subsamples, n_jobs=self.n_jobs,
+                          random_seed=self.random_state)
