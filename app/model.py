@@ -232,11 +232,12 @@ class ProjectModel(QObject):
 
     # ------------------------------------------------------------------ ranking
     def rankings(self) -> list[str]:
-        """Detectors, then the active-learning methods (fitted on the labels when chosen)."""
+        """Detectors, then the active-learning methods (fitted on the labels when chosen); SNAD's peers
+        (non-standard rankers) are for `evaluate active` only."""
         if self.project is None:
             return []
         detectors = detector_names(self.project)
-        return detectors + [n for n in RANKERS if n not in detectors]
+        return detectors + [n for n in RANKERS.standard() if n not in detectors]
 
     def ranking(self) -> str:
         return ranking_name(self.project)

@@ -112,8 +112,8 @@ def _print_summary(project: Project, summary) -> None:
     kept = (" (analysis kept: no image added, removed or changed and the same options, so the scores, map "
             "and clusters are up to date)" if summary.analysis_kept else "")
     click.echo(f"Mode      {summary.mode}{kept}")
-    for name, missing in DETECTORS.left_out().items():
-        click.echo(f"Left out  detector {name}: needs {', '.join(missing)} (install Oddscope with pip to use it)")
+    for why in DETECTORS.unavailable().values():
+        click.echo(f"Left out  detector {why}")
     _print_skipped(project, summary.skipped)
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items())
     click.echo(f"Timings   {timing}")

@@ -32,8 +32,10 @@ class Entry:
     name, such as metrics); ``defaults`` are the arguments this entry passes to
     it (the implementation's own defaults apply to the rest); ``standard``
     entries form the default selection; a ``family`` entry's name is a prefix
-    (``timm:`` stands for every ``timm:<model>``); ``requires`` names optional
-    packages it cannot run without (the desktop bundle leaves torch out).
+    (``timm:`` stands for every ``timm:<model>``).  ``requires`` names an optional
+    package (an import name) the method needs and ``install`` the command that
+    adds it: such an entry is listed, but :meth:`create` refuses with that command
+    while the package is missing, and it leaves the default selection (``standard``).
     """
 
     name: str
@@ -43,16 +45,12 @@ class Entry:
     standard: bool = True
     family: bool = False
     label: str = ""
-    requires: tuple = ()
+    requires: str = ""
+    install: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
         object.__setattr__(self, "label", self.label or self.name)
-
-    @property
-    def missing(self) -> list[str]:
-        """The packages in ``requires`` that are not installed (checked without importing them)."""
-        return [name for name in self.requires if importlib.util.find_spec(name) is None]
 
     def load(self):
         """The implementation (a class or a function); imports its module now."""
@@ -60,6 +58,14 @@ class Entry:
             raise TypeError(f"{self.name!r} names a setting, not something to build")
         module, _, attribute = self.loader.partition(":")
         return getattr(importlib.import_module(module), attribute)
+
+    def missing(self) -> str:
+        """Why this method cannot be built here ("" when it can): its optional package is not installed.
+
+        Looks the package up without importing it, so listing stays cheap."""
+        if not self.requires or importlib.util.find_spec(self.requires) is not None:
+            return ""
+        return f"{self.name} needs the package {self.requires!r}: {self.install or 'pip install ' + self.requires}"
 
     def create(self, **overrides):
         """Call the implementation with this entry's defaults, updated by ``overrides``."""
@@ -88,11 +94,7 @@ class Registry(Mapping):
 
     def standard(self) -> tuple[str, ...]:
         """The names of the default selection that can run here, in order."""
-        return tuple(name for name, entry in self._entries.items() if entry.standard and not entry.missing)
-
-    def left_out(self) -> dict[str, list[str]]:
-        """Default-selection entries that cannot run here, with the packages they miss."""
-        return {name: entry.missing for name, entry in self._entries.items() if entry.standard and entry.missing}
+        return tuple(name for name, entry in self._entries.items() if entry.standard and not entry.missing())
 
     def descriptions(self) -> dict[str, str]:
         return {name: entry.description for name, entry in self._entries.items()}
@@ -106,12 +108,15 @@ class Registry(Mapping):
                 return entry
         raise self.error(f"unknown {self.kind} {name!r}; choose from {sorted(self._entries)}{self.hint}")
 
+    def unavailable(self) -> dict[str, str]:
+        """``{name: why}`` for the entries whose optional package is missing here."""
+        return {name: entry.missing() for name, entry in self._entries.items() if entry.missing()}
+
     def create(self, name: str, **overrides):
         """Build the method ``name`` with its entry's defaults, updated by ``overrides``."""
         entry = self.entry(name)
-        if entry.missing:
-            raise self.error(f"{self.kind} {name!r} needs {', '.join(entry.missing)}, which this installation "
-                             "lacks (the desktop bundle leaves torch out): install Oddscope with pip to use it")
+        if entry.missing():
+            raise self.error(entry.missing())
         return entry.create(**overrides)
 
 
@@ -149,11 +154,14 @@ DETECTORS = Registry("detector", [
     Entry("mahalanobis", "Mahalanobis distance to a shrunk Gaussian fit",
           f"{_DETECTORS}.mahalanobis:MahalanobisDetector"),
     Entry("autoencoder", "reconstruction error of a small MLP autoencoder",
-          f"{_DETECTORS}.autoencoder:AutoencoderDetector", requires=("torch",)),
+          f"{_DETECTORS}.autoencoder:AutoencoderDetector", requires="torch",
+          install="install Oddscope with pip (the desktop bundle leaves torch out)"),
 ])
 DEFAULT_DETECTORS = DETECTORS.standard()
 
 _RANKERS = "oddscope.core.models.rankers"
+_PEERS = "oddscope.core.models.forest_rankers"
+_PEERS_INSTALL = "pip install 'oddscope[peers]'"
 RANKERS = Registry("ranker", [
     Entry("plain", "the anomaly score unchanged (ignores labels)", f"{_RANKERS}:PlainRanker"),
     Entry("neighbourscore", "Astronomaly's NeighbourScore (random forest + distance to labels)",
@@ -161,6 +169,11 @@ RANKERS = Registry("ranker", [
     Entry("protege", "Astronomaly's Protege (GP regression + expected improvement)", f"{_RANKERS}:ProtegeRanker"),
     Entry("oddscope", "ours: label smoothing on a kNN graph, optimistic, weighted by the anomaly prior",
           f"{_RANKERS}:OddscopeRanker"),
+    # SNAD's peers (coniferest): measured by `evaluate active`, not offered in the app
+    Entry("aad", "SNAD's AAD forest: isolation-forest leaf weights fitted to the labels (coniferest)",
+          f"{_PEERS}:AadRanker", standard=False, requires="coniferest", install=_PEERS_INSTALL),
+    Entry("pineforest", "SNAD's PineForest: isolation trees filtered by the labels (coniferest)",
+          f"{_PEERS}:PineForestRanker", standard=False, requires="coniferest", install=_PEERS_INSTALL),
 ])
 
 METRICS = Registry("metric", [

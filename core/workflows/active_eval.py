@@ -40,7 +40,9 @@ def simulate(
     forest, PCA, GP restarts) and the anomaly score gets Gaussian noise of
     ``jitter`` x its standard deviation, a small random initial condition that
     changes the first batches and breaks ties.  ``ranker_kw`` maps a method
-    name to extra constructor arguments.
+    name to extra constructor arguments.  A method whose optional package is
+    missing (SNAD's peers without ``coniferest``) is not run: ``"unavailable"``
+    maps it to the command that installs it.
 
     Returns ``{"methods": {name: {"found_mean", "found_std", "top100_mean",
     "top100_std", "found_per_round"}}, "params": {...}}``: ``found`` = labelled
@@ -57,6 +59,8 @@ def simulate(
     if batch < 1 or rounds < 1 or seeds < 1 or top < 1:
         raise ValueError("batch, rounds, seeds and top must be >= 1")
     ranker_kw = ranker_kw or {}
+    unavailable = {m: RANKERS.entry(m).missing() for m in methods if RANKERS.entry(m).missing()}
+    methods = tuple(m for m in methods if m not in unavailable)
     progress = as_progress(progress)
     total, done = len(methods) * seeds, 0
     spread = np.nanstd(anomaly) if np.isfinite(anomaly).any() else 0.0
@@ -88,6 +92,7 @@ def simulate(
             }
             for m in methods
         },
+        "unavailable": unavailable,
         "params": {
             "n_items": int(X.shape[0]),
             "n_relevant": int(np.sum(relevance >= threshold)),
@@ -116,6 +121,7 @@ def results_table(results) -> str:
             f"{name:<16}{r['found_mean']:>8.1f} +-{r['found_std']:>4.1f}"
             f"{r['top100_mean']:>8.1f} +-{r['top100_std']:>4.1f}   {curve}"
         )
+    lines += [f"{name:<16}not run: {why}" for name, why in results.get("unavailable", {}).items()]
     return "\n".join(lines)
 
 

@@ -51,7 +51,8 @@ def test_defaults_and_standard_sets():
         f"efficientnet-lite{k}" for k in range(3))
     assert DEFAULT_DETECTORS == tuple(name for name in DETECTORS if name != "knn-l1")
     assert list(METRICS) == ["cosine", "l2", "l1"] and METRICS.default == "cosine"
-    assert list(RANKERS) == ["plain", "neighbourscore", "protege", "oddscope"]
+    assert list(RANKERS) == ["plain", "neighbourscore", "protege", "oddscope", "aad", "pineforest"]
+    assert RANKERS.standard() == ("plain", "neighbourscore", "protege", "oddscope")  # the app's; SNAD's are peers
 
 
 def test_entries_build_with_their_defaults_and_overrides_win():

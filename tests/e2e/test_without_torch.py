@@ -23,7 +23,7 @@ def test_index_evaluate_and_screenshot_without_torch(exported, tmp_path):
                                      cwd=tmp_path)
     assert indexed.returncode == 0, indexed.stderr
     assert "Runtime   openvino" in indexed.stdout
-    assert "Left out  detector autoencoder: needs torch" in indexed.stdout
+    assert "Left out  detector autoencoder needs the package 'torch'" in indexed.stdout
     evaluated = oddscope_without_torch("evaluate", "--project", tmp_path / "project", "--truth", demo.truth_csv,
                                        cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
