@@ -6,6 +6,7 @@
 3. Smoke-tests dist/oddscope/oddscope in a clean environment (empty HOME, PATH without any venv,
    offscreen Qt, no PYTHONPATH): --help, demo --no-gui, evaluate, open --screenshot, and the
    message of a feature the bundle leaves out (maps compute).
+   (Before that, the symbol tables of a few large libraries are stripped: contents.STRIP.)
 4. Prints the folder's size and each step's time.
 
 Exits non-zero when any step fails.  --skip-build smoke-tests an existing dist/oddscope.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "packaging"))
-from contents import EXPORT_STAGING, SITE_STAGING  # noqa: E402
+from contents import EXPORT_STAGING, SITE_STAGING, STRIP  # noqa: E402
 
 DEMO_IMAGES = 300
 
@@ -50,6 +51,17 @@ def build(dist: Path, work: Path) -> None:
     stage_oddscope()
     subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--distpath", str(dist),
                     "--workpath", str(work), str(ROOT / "packaging" / "oddscope.spec")], check=True)
+
+
+def strip_libraries(bundle: Path) -> int:
+    """Strip the symbol tables of the libraries named in STRIP (where `strip` exists); bytes saved."""
+    if shutil.which("strip") is None or os.name == "nt":
+        return 0
+    before = folder_size(bundle)
+    for pattern in STRIP:
+        for path in (bundle / "_internal").glob(pattern):
+            subprocess.run(["strip", "--strip-unneeded", str(path)], check=True)
+    return before - folder_size(bundle)
 
 
 def clean_env(home: Path) -> dict:
@@ -126,6 +138,7 @@ def main() -> None:
         start = time.perf_counter()
         build(args.dist, args.work)
         timings["pyinstaller"] = time.perf_counter() - start
+        print(f"stripped {strip_libraries(args.dist / 'oddscope') / 2**20:.0f} MB of symbol tables", flush=True)
     bundle = args.dist / "oddscope"
     results = smoke_test(bundle / ("oddscope.exe" if os.name == "nt" else "oddscope"))
     print(f"\nbundle {bundle}: {folder_size(bundle) / 2**20:.0f} MB; "

@@ -30,6 +30,12 @@ BINARY_EXCLUDES = ("libarrow_flight", "libarrow_s3", "libopenvino_intel_gpu",
                    "libopenvino_intel_npu", "libopenvino_onnx", "libopenvino_pytorch", "libopenvino_tensorflow",
                    "libopenvino_paddle", "libopenvino_jax", "libopenvino_gguf", "libopenvino_hetero",
                    "libopenvino_auto_batch")
+# Data left out by destination (and every packaged test folder): Qt's UI translations (the app is in English).
+DATA_EXCLUDES = ("PySide6/Qt/translations",)
+# Libraries whose symbol tables build.py strips after the build (40 MB; each checked to still load by the
+# smoke test). Not all: stripping numpy's bundled OpenBLAS breaks it, as PyInstaller's strip=True does.
+STRIP = ("llvmlite/binding/libllvmlite.so", "pyarrow/libarrow.so.*", "pyarrow/libarrow_compute.so.*",
+         "pyarrow/libparquet.so.*", "pyarrow/libarrow_substrait.so.*", "hnswlib.cpython-*.so")
 # Where build.py puts the default encoder's export, relative to the repository root.
 EXPORT_STAGING = "build/bundle/openvino"
 # Where build.py installs Oddscope as a wheel would (PyInstaller cannot follow an editable install's finder).
