@@ -63,6 +63,11 @@ def clip_reason(encoder_key: str) -> str:
     return NOT_YET if "clip" in encoder_key.lower() else "needs a CLIP encoder"
 
 
+def encoder_key(project) -> str:
+    """The key of the project's features ("" before its first analysis)."""
+    return (ENCODER.read(project) or {}).get("key", "")
+
+
 def _pair(spec: dict, key: str) -> str:
     before, after = spec["probe_before"][key], spec["probe_after"][key]
     return "–" if before is None or after is None else f"{before:.2f} → {after:.2f}"
@@ -72,7 +77,8 @@ def space_lines(name: str, spec: dict) -> tuple[list[str], str]:
     """The panel's lines for the space ``name`` (name, what it does, probe before → after) and its tooltip."""
     method = METHODS.get(spec["method"], spec["method"])
     if spec["kind"] == "nuisance":
-        what = f"removes {spec['attribute']} ({spec['source']}) · {spec['method'].upper()}, {spec['rank']} direction(s)"
+        what = (f"removes {spec['attribute']} ({spec['source']}) · {spec['method'].upper()}, "
+                f"{spec['rank']} direction(s)")
         tip = f"{PROBE_TIP}\n\nMethod: {method}; fitted on {spec['n_fit']:,} items."
     else:
         what = f"keeps what separates your {INTERESTING_SCORE}-5 scores · {spec['rank']} direction(s)"
@@ -288,6 +294,7 @@ class GuidanceController(QtCore.QObject):
         self.space_label.setToolTip("The feature space the ranking and the neighbours are in (Guidance panel, G)")
         self.add_dialog: AddSpaceDialog | None = None
         self.space: str | None = None  # the space in use
+        self.encoder = ""  # the key of the open project's features ("": not analysed, nothing to guide)
 
         p = self.panel
         p.add_button.clicked.connect(self.ask_add)
@@ -310,12 +317,13 @@ class GuidanceController(QtCore.QObject):
     def refresh(self) -> None:
         """Fill the list from the project (after loading, and whenever a space was added or removed)."""
         project = self.model.project
+        self.encoder = encoder_key(project) if project is not None else ""
         if project is None:
             self.panel.list.clear()
             self.space_label.clear()
             self.update_enabled()
             return
-        self.panel.fill(spaces(project), ENCODER.read(project).get("key", "?"), self.space)
+        self.panel.fill(spaces(project), self.encoder or "none yet", self.space)
         self.sync_space()
         self.update_enabled()
 
@@ -334,18 +342,20 @@ class GuidanceController(QtCore.QObject):
         if self.add_dialog is not None:
             self.add_dialog.reject()
         self.space = None
+        self.encoder = ""
         self.panel.list.clear()
         self.space_label.clear()
 
     def update_enabled(self) -> None:
         open_ = self.model.table is not None
         idle = not self.session.tasks.running("guidance")
-        writable = open_ and not self.model.read_only
+        analysed = open_ and bool(self.encoder)
+        writable = analysed and not self.model.read_only
         self.panel.add_button.setEnabled(writable and idle)
         self.panel.remove_button.setEnabled(writable and idle and self.panel.selected() is not None)
         self.panel.use_button.setEnabled(open_ and self.panel.has_selection())
-        if not open_:
-            self.panel.note.setText("Open a project to guide it.")
+        if not analysed:
+            self.panel.note.setText("Open an analysed project to guide it.")
         elif self.model.read_only:
             self.panel.note.setText("Read-only: spaces can be used, not added or removed.")
         elif not idle:
@@ -376,11 +386,11 @@ class GuidanceController(QtCore.QObject):
     # ============================================================ add, remove
     def ask_add(self) -> AddSpaceDialog | None:
         """Open the Add dialog (window-modal; what it asks is added when it is accepted)."""
-        if self.model.table is None or self.model.read_only:
+        if not self.panel.add_button.isEnabled():
             return None
         tags = self.model.all_tags()
         self.add_dialog = AddSpaceDialog(attribute_choices(self.model.table, tags), relevant_reason(self.model.table),
-                                         clip_reason(ENCODER.read(self.model.project).get("key", "")),
+                                         clip_reason(self.encoder),
                                          list(spaces(self.model.project)), self.host)
         self.add_dialog.accepted.connect(functools.partial(self._dialog_accepted, self.add_dialog))
         self.add_dialog.open()

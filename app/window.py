@@ -4,7 +4,8 @@ The work behind them lives elsewhere: :class:`~oddscope.app.session.ProjectSessi
 (the project's life cycle and background work), :class:`~oddscope.app.labelling.LabellingController`
 (labels and re-ranking), :class:`~oddscope.app.view_sync.ViewSync` (the views
 in step with the model), :class:`~oddscope.app.pixel_maps.PixelMapsController` (the anomaly map
-over the viewer) and :class:`~oddscope.app.guidance_panel.GuidanceController` (the Guidance dock).  Labelling keys (0-5, T, N, P, Ctrl+Z) and M (the anomaly map) are window-wide
+over the viewer) and :class:`~oddscope.app.guidance_panel.GuidanceController` (the Guidance dock).
+Labelling keys (0-5, T, N, P, Ctrl+Z), M (the anomaly map) and G (the Guidance panel) are window-wide
 so the hand can stay on the keyboard whatever has focus.  Long work runs as
 background tasks with progress and Cancel in the status bar.
 """

@@ -30,7 +30,8 @@ def guided_dir(demo_dir, tmp_path_factory):
         X = X - X.mean(axis=0)
         side = X @ np.linalg.svd(X, full_matrices=False)[2][0]
         left = side > np.median(side)
-        project.set_labels([(i, ..., [f"pose:{'left' if left[n] else 'right'}"] + [f"cam:{'ab'[n % 3 == 0]}"] * (n < 60))
+        cams = [[f"cam:{'ab'[n % 3 == 0]}"] if n < 60 else [] for n in range(len(ids))]
+        project.set_labels([(i, ..., [f"pose:{'left' if left[n] else 'right'}"] + cams[n])
                             for n, i in enumerate(ids)])
         add_space(project, SPACE, "pose")
     return root
@@ -138,3 +139,29 @@ def test_screenshot_of_the_panel(qtbot, guided_window, tmp_path):
     assert window.guidance.dock.width() >= 400  # every line of a space fits
     path = SCREENSHOT or str(tmp_path / "guidance_panel.png")
     assert window.guidance.dock.grab().save(path)
+
+
+def test_cancel_in_the_status_bar_leaves_no_space_behind(qtbot, guided_window):
+    window = guided_window
+    task = window.guidance.add_space("no-cam", "cam", "nuisance")
+    assert window.task_bar.isVisible()
+    with qtbot.waitSignal(task.done, timeout=60_000) as outcome:
+        window.task_bar.cancel_button.click()
+    assert outcome.args == ["cancelled"]
+    qtbot.waitUntil(lambda: not window.tasks.running() and window.model.can_label, timeout=30_000)
+    assert window.guidance.panel.spaces() == [None, SPACE]
+    with Project.open(window.model.project.root) as project:
+        assert not [a for a in project.array_names() if a.endswith("@no-cam")]
+
+
+def test_relevant_only_is_offered_once_there_are_high_and_low_scores(guided_window):
+    window = guided_window
+    ids = window.model.table.index[:4]
+    for item_id, score in zip(ids, (5, 4, 1, 0)):
+        window.model.set_label(int(item_id), score)
+    dialog = window.guidance.ask_add()
+    assert dialog.relevant_radio.isEnabled() and dialog.relevant_radio.toolTip() == ""
+    dialog.relevant_radio.setChecked(True)
+    assert dialog.values() == {"name": "relevant", "kind": "relevant", "attribute": None}
+    assert not dialog.attribute_combo.isEnabled()
+    dialog.reject()
