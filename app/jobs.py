@@ -78,8 +78,26 @@ def prepare_session(root, method: str, progress=None) -> ActiveSession:
         return ActiveSession(project, method, progress=progress)
 
 
-def neighbour_query(root, progress: Progress):
-    """``(item_id, k, metric) -> DataFrame`` for the neighbours panel's thread.
+def add_guided_space(root, name: str, attribute: str | None, kind: str, progress=None) -> dict:
+    """Child process: fit the feature space ``name`` (:func:`~oddscope.core.workflows.guidance.add_space`) and
+    score every detector in it; returns its spec.  A cancelled or failed one leaves nothing behind."""
+    from oddscope.core.workflows.guidance import add_space
+
+    with Project.open(root, writable=True) as project:
+        return add_space(project, name, attribute, kind=kind, progress=progress)
+
+
+def remove_guided_space(root, name: str, progress=None) -> None:
+    """Remove the feature space ``name`` with its scores, rankings and indexes (final: adding it again refits)."""
+    from oddscope.core.workflows.guidance import remove_space
+
+    with Project.open(root, writable=True) as project:
+        remove_space(project, name)
+
+
+def neighbour_query(root, progress: Progress, space: str | None = None):
+    """``(item_id, k, metric) -> DataFrame`` for the neighbours panel's thread, in the feature space ``space``
+    (None: the raw features).
 
     It opens its own read-only connection there: a sqlite3 connection must not
     be used by two threads at once, and the GUI thread uses the model's.
@@ -89,7 +107,7 @@ def neighbour_query(root, progress: Progress):
 
     def query(item_id: int, k: int, metric: str):
         if "neighbours" not in cache:
-            cache["neighbours"] = Neighbours(Project.open(root), progress)
+            cache["neighbours"] = Neighbours(Project.open(root), progress, space=space)
         return cache["neighbours"].of_item(item_id, k, metric)
 
     return query

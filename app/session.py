@@ -27,8 +27,9 @@ MAX_RECENT = 8
 # Larger tables are read in a child process: building them holds the GIL in long C calls (SQLite rows,
 # Arrow strings), which would freeze the window for seconds; smaller ones are not worth its start-up (~1 s)
 TABLE_IN_PROCESS_ITEMS = 100_000
-# tasks that read or write the open project (pixel_*: the anomaly map model's fit and corrections)
-PROJECT_TASKS = ("load", "analyse", "import", "pixel_fit", "pixel_correct")
+# tasks that read or write the open project (pixel_*: the anomaly map model's fit and corrections; guidance:
+# adding or removing a feature space)
+PROJECT_TASKS = ("load", "analyse", "import", "pixel_fit", "pixel_correct", "guidance")
 
 
 class ProjectSession(QtCore.QObject):
@@ -205,13 +206,17 @@ class ProjectSession(QtCore.QObject):
         self.model.resume_writing()
         if outcome == "finished":
             self.features_changed.emit(self.model.project.root)
-            self.run_task("load", "Reading the new analysis", read_project_table, self._analysis_loaded,
-                          self.model.project.root, in_process=self.model.project.n_items > TABLE_IN_PROCESS_ITEMS)
+            self.reload_table("Reading the new analysis", "Analysis updated")
 
-    def _analysis_loaded(self, table) -> None:
+    def reload_table(self, title: str, done: str) -> None:
+        """Read the open project's table again in the background (new scores or rankings), then say ``done``."""
+        self.run_task("load", title, read_project_table, functools.partial(self._table_reloaded, done),
+                      self.model.project.root, in_process=self.model.project.n_items > TABLE_IN_PROCESS_ITEMS)
+
+    def _table_reloaded(self, done: str, table) -> None:
         self.model.set_table(table)
         self.reanalysed.emit()
-        self.message.emit("Analysis updated", 5000)
+        self.message.emit(done, 5000)
 
     # ============================================================ import, export
     def ask_export(self) -> None:

@@ -54,6 +54,7 @@ class ViewSync(QtCore.QObject):
         self._shown_xy: np.ndarray | None = None
         self._shown_colours = None  # ((column, kind, names, label), values) the map shows
         self._neighbour_progress = Progress()  # cancels the neighbour index build of the open project
+        self.neighbour_space: str | None = None  # the feature space neighbours are searched in (None: raw)
         m = model
         m.table_changed.connect(self.on_table_changed)
         m.current_changed.connect(self._on_current_changed)
@@ -85,6 +86,7 @@ class ViewSync(QtCore.QObject):
     def project_closing(self) -> None:
         """Let go of the project before it closes: neighbour lookups, thumbnails, viewer, map."""
         self.set_neighbour_source(None)
+        self.neighbour_space = None
         if self.thumbs is not None:
             self.thumbs.close()
         self.viewer.clear()
@@ -106,12 +108,19 @@ class ViewSync(QtCore.QObject):
         self.ranking.grid.setFocus()
 
     def set_neighbour_source(self, root) -> None:
-        """Neighbours come from the project at ``root`` (None: nowhere); an index still being built
-        for the previous source is abandoned."""
+        """Neighbours come from the project at ``root`` (None: nowhere), in :attr:`neighbour_space`; an index
+        still being built for the previous source is abandoned."""
         self._neighbour_progress.cancel()
         self._neighbour_progress = Progress(self.neighbours.report_progress)
         self.neighbours.set_query_function(
-            None if root is None else jobs.neighbour_query(root, self._neighbour_progress))
+            None if root is None else jobs.neighbour_query(root, self._neighbour_progress, self.neighbour_space))
+
+    def set_neighbour_space(self, space: str | None) -> None:
+        """Search neighbours in the feature space ``space`` (None: the raw features) from now on."""
+        if space != self.neighbour_space:
+            self.neighbour_space = space
+            if self.model.project is not None:
+                self.set_neighbour_source(self.model.project.root)
 
     def _make_thumbnails(self, project: Project) -> None:
         folder = project.layout.thumbnails

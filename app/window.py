@@ -3,8 +3,9 @@
 The work behind them lives elsewhere: :class:`~oddscope.app.session.ProjectSession`
 (the project's life cycle and background work), :class:`~oddscope.app.labelling.LabellingController`
 (labels and re-ranking), :class:`~oddscope.app.view_sync.ViewSync` (the views
-in step with the model) and :class:`~oddscope.app.pixel_maps.PixelMapsController` (the anomaly map
-over the viewer).  Labelling keys (0-5, T, N, P, Ctrl+Z) and M (the anomaly map) are window-wide
+in step with the model), :class:`~oddscope.app.pixel_maps.PixelMapsController` (the anomaly map
+over the viewer) and :class:`~oddscope.app.guidance_panel.GuidanceController` (the Guidance dock).
+Labelling keys (0-5, T, N, P, Ctrl+Z), M (the anomaly map) and G (the Guidance panel) are window-wide
 so the hand can stay on the keyboard whatever has focus.  Long work runs as
 background tasks with progress and Cancel in the status bar.
 """
@@ -15,6 +16,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Qt
 
 from oddscope.app import dialogs
+from oddscope.app.guidance_panel import GuidanceController
 from oddscope.app.labelling import LabellingController
 from oddscope.app.mapview import MapView
 from oddscope.app.model import ProjectModel
@@ -64,6 +66,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.labelling = LabellingController(self.model, self.session, self.ranking, self.neighbours,
                                              self.ranking_combo, self.colour_combo, self)
         self.pixel_maps = PixelMapsController(self.model, self.session, self.viewer, self)
+        self.guidance = GuidanceController(self.model, self.session, self.ranking_combo, self)
 
         self.columns = QtWidgets.QSplitter(Qt.Horizontal)
         self.columns.addWidget(panel("Map", self.map_view,
@@ -138,6 +141,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.more_like_this_action = a("More like this", self.labelling.more_like_this, "Shift+M",
                                        "Select the current image's nearest neighbours on the map (Shift+M)")
         self.anomaly_map_action = self.pixel_maps.toggle_action  # M
+        self.guidance_action = self.guidance.toggle_action  # G
         self.reset_layout_action = a("Reset layout", self.reset_layout, None, "Put every panel back where it was")
         self.settings_action = a("Settings…", self.ask_settings, "Ctrl+,",
                                  "Encoder, detectors, k and neighbour metric; re-runs the analysis in the background")
@@ -213,6 +217,7 @@ class MainWindow(QtWidgets.QMainWindow):
         relearn_menu.addActions(self.relearn_choice_actions.actions())
         view_menu = menu.addMenu("&View")
         view_menu.addAction(self.anomaly_map_action)
+        view_menu.addAction(self.guidance_action)
         view_menu.addSeparator()
         view_menu.addAction(self.reset_layout_action)
         settings_menu = menu.addMenu("&Settings")
@@ -229,7 +234,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.labelled_label = self.status_labels.labelled
         self.encoder_label = self.status_labels.encoder
         self.task_bar = TaskBar(self.tasks)
-        for widget in (self.task_bar, self.items_label, self.labelled_label, self.encoder_label):
+        for widget in (self.task_bar, self.items_label, self.labelled_label, self.guidance.space_label,
+                       self.encoder_label):
             self.statusBar().addPermanentWidget(widget)
 
     def _connect(self) -> None:
@@ -241,14 +247,17 @@ class MainWindow(QtWidgets.QMainWindow):
         m.labels_changed.connect(self._update_status)  # ...so the status says how many labels wait
         m.current_changed.connect(lambda _: self._update_enabled())
         m.labelling_changed.connect(lambda _: self._update_enabled())
-        for source in (self.session, self.labelling, self.pixel_maps):
+        for source in (self.session, self.labelling, self.pixel_maps, self.guidance):
             source.message.connect(self.statusBar().showMessage)
         self.session.changed.connect(self._on_session_changed)
         self.session.closing.connect(self.views.project_closing)
         self.session.closing.connect(self.pixel_maps.project_closing)
+        self.session.closing.connect(self.guidance.project_closing)
         self.session.features_changed.connect(self.views.set_neighbour_source)
         self.session.reanalysed.connect(self.labelling.features_changed)
         self.session.reanalysed.connect(self.views.fill_colour_choices)
+        self.session.reanalysed.connect(self.guidance.refresh)  # after the ranking choices are filled again
+        self.guidance.space_changed.connect(self.views.set_neighbour_space)
         self.ranking_combo.currentTextChanged.connect(self.labelling.on_ranking_choice)
         self.tasks.started.connect(lambda _: self._update_enabled())
         self.tasks.ended.connect(lambda _: self._update_enabled())
@@ -309,6 +318,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.loaded()
         self.labelling.project_loaded()
         self.pixel_maps.project_loaded()
+        self.guidance.refresh()
         self.views.project_loaded()
         self._update_status()
         self._update_title()
@@ -357,6 +367,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for action in (self.next_action, self.previous_action, self.more_like_this_action):
             action.setEnabled(has_project)
         self.anomaly_map_action.setEnabled(has_project)
+        self.guidance.update_enabled()
         self.export_action.setEnabled(has_project and not self.tasks.running("export"))
         self.import_action.setEnabled(can_label)
         self.settings_action.setEnabled(has_project and not self.model.read_only)
@@ -382,6 +393,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # ================================================================== layout
     def reset_layout(self) -> None:
         self.layout_keeper.reset()
+        self.guidance.reset()
 
     def _restore_layout(self) -> None:
         settings = dialogs.app_settings()
