@@ -2,7 +2,7 @@
 
     python benchmarks/bench_cluster.py [--images 2000 20000] [--knn-items 1000000] [--dim 256]
 
-Extraction: demo images (``make_demo``) into two fresh projects, one by ``extract_features`` (DataLoader
+Extraction: demo images (``make_demo``) into two fresh projects, one by ``extract_features`` (decoding
 workers + the encoder in this process), one by ``extract_features_on_cluster`` (Ray Data: decode tasks,
 an encoder actor pool, shard files copied into the matrix) on a local Ray with every core, started once
 before timing (its start-up is printed apart).  Each timing includes loading the encoder, as ``oddscope
@@ -43,7 +43,7 @@ K = 10
 
 def bench_extraction(n: int, root: Path) -> dict:
     """Seconds of both extraction paths on ``n`` demo images, loading the encoder included."""
-    make_demo(root, n_images=n, seed=0)
+    make_demo(root, n_images=n, seed=0, nuisance_fraction=0.0)
     load = partial(load_encoder, DEFAULT_ENCODER)
     out = {"N": n}
     for name, run in (("single", extract_features),
