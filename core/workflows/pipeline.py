@@ -126,6 +126,8 @@ def _index_images(project: Project, images, reference, options: IndexOptions, pr
     summary.seconds["scan"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    # A stage of its own: the first run exports the encoder to OpenVINO (10-25 s), which must not look like a hang.
+    progress.update("loading the encoder", 0, 0)
     encoder = load_encoder(options.encoder, weights=options.weights, device=options.device, runtime=options.runtime)
     summary.encoder = encoder.describe()
     extra = {"max_pixels": options.max_pixels} if options.max_pixels else {}
