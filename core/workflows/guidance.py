@@ -23,6 +23,7 @@ import numpy as np
 
 from oddscope.core.models.guidance.erasure import concept_matrix, fit_leace, fit_relevant
 from oddscope.core.models.guidance.probes import probe_nuisance
+from oddscope.core.models.rankers import INTERESTING_SCORE
 from oddscope.core.progress import as_progress
 from oddscope.core.project.layout import (
     ANOMALY_DETECTOR,
@@ -49,7 +50,6 @@ METHODS = {"leace": "closed-form linear concept erasure (LEACE)"}
 # Named in the issue, not built yet: asked for, they say so instead of pretending.
 NOT_AVAILABLE = {"redpanda": "the non-linear Red PANDA projection head (adversarial, torch)",
                  "clip-prompts": "nuisance or relevant attributes in words (CLIP text prompts)"}
-INTERESTING_SCORE = 4  # relevant-only: labels at or above this are what the user wants
 
 
 class NotAvailable(ValueError):

@@ -244,3 +244,40 @@ def test_plain_loses_to_every_learning_method():
     }
     for name in LEARNERS:
         assert found[name] > found["plain"], found
+
+
+def test_oddscope_shows_the_users_finds_first_and_dull_labels_last(small):
+    """A labelled item's relevance is its label: the 4-5s lead the ranking, the rest follow every unlabelled item."""
+    X, anomaly, relevance = small
+    idx = rank_order(anomaly)[:40]
+    scores = make_ranker("oddscope").fit(X, anomaly, idx, relevance[idx]).scores()
+    finds, dull = idx[relevance[idx] >= 4], idx[relevance[idx] < 4]
+    assert finds.size >= 2 and dull.size >= 2
+    places = _positions(scores)
+    assert set(places[finds]) == set(range(finds.size))
+    assert places[dull].min() == len(anomaly) - dull.size
+
+
+def _share(X, anomaly, relevant, labelled) -> float:
+    labels = np.where(relevant[labelled], 5.0, 1.0)
+    return make_ranker("oddscope").fit(X, anomaly, labelled, labels).share_
+
+
+def test_oddscope_gives_the_page_to_the_arm_that_predicted_the_labels():
+    """Relevant = the most anomalous items, scattered in every direction: only the anomaly prior predicts them,
+    and the learned arm's share falls below half.  Relevant = a tight cluster of ordinary anomaly: only the
+    learned relevance predicts them, and its share rises above half."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 16)).astype(np.float32)
+    norm = np.linalg.norm(X, axis=1)
+    scattered = norm >= np.quantile(norm, 0.95)
+    labelled = np.concatenate([rank_order(norm)[:30], rng.choice(600, 30, replace=False)])
+    labelled = np.unique(labelled)
+    assert make_ranker("oddscope").fit(X, norm, labelled[:0], []).share_ is None
+    assert _share(X, norm, scattered, labelled) < 0.4
+
+    X[:30] = 1.5 * np.eye(16)[0] + 0.05 * rng.normal(size=(30, 16))  # a tight cluster, seldom anomalous
+    anomaly = rng.random(600)  # an uninformative prior
+    cluster = np.arange(600) < 30
+    labelled = np.unique(np.concatenate([[0, 1, 2, 3], rng.choice(np.arange(30, 600), 40, replace=False)]))
+    assert _share(X, anomaly, cluster, labelled) > 0.6
