@@ -13,8 +13,17 @@ import numpy as np
 import pandas as pd
 from PySide6.QtCore import QObject, Signal
 
+from oddscope.core.data.science import NONE
 from oddscope.core.models.registry import RANKERS
-from oddscope.core.project.layout import CLUSTER_ARRAYS, CLUSTER_PREFIX, ENCODER, RANKING, relevance_array, score_array
+from oddscope.core.project.layout import (
+    CLUSTER_ARRAYS,
+    CLUSTER_PREFIX,
+    ENCODER,
+    PREPROCESS,
+    RANKING,
+    relevance_array,
+    score_array,
+)
 from oddscope.core.project.store import Project, ProjectError, ProjectLocked
 from oddscope.core.project.table import (
     detector_names,
@@ -29,11 +38,13 @@ MAX_CATEGORIES = 60  # a text metadata column with more distinct values is not o
 
 
 def encoder_text(project: Project | None) -> str:
-    """``spec · weights`` of the project's encoder: the weights in use are never hidden."""
+    """``spec · [preprocess: steps ·] weights`` of the project's encoder: what made the features is never hidden."""
     enc = (ENCODER.read(project) if project is not None else None) or {}
     if not enc:
         return "not indexed yet"
-    return f"{enc.get('spec', '?')} · weights: {enc.get('weights', '?')}"
+    steps = enc.get(PREPROCESS, NONE)
+    preprocess = f" · preprocess: {steps}" if steps != NONE else ""
+    return f"{enc.get('spec', '?')}{preprocess} · weights: {enc.get('weights', '?')}"
 
 
 class ProjectModel(QObject):

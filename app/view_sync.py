@@ -29,6 +29,7 @@ from oddscope.app.viewer import ImageViewer
 from oddscope.app.worker import Lane
 from oddscope.core.progress import Progress
 from oddscope.core.project.store import Project
+from oddscope.core.workflows.extraction import recorded_steps
 
 THUMB_SIZE = 112
 TOOLTIP_SIDE = 160  # map hover card: small thumbnails are scaled up to be readable
@@ -75,6 +76,7 @@ class ViewSync(QtCore.QObject):
         self.fill_colour_choices()
         self._shown_xy = self._shown_colours = None
         self.neighbours.set_paths(self.model.table["path"])
+        self.viewer.set_encoder_steps(recorded_steps(project))
         self.apply_metric(dialogs.analysis_settings()["metric"])
         self.set_neighbour_source(project.root)
         self.on_table_changed()

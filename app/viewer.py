@@ -20,25 +20,33 @@ from PySide6.QtCore import Qt, Signal
 
 from oddscope.app.worker import Task
 from oddscope.core.data.images import STRETCHES, load_array, to_rgb8
+from oddscope.core.data.science import NO_STEPS, ScienceSteps, crop_box
 
 AUTO = "auto"
+AS_ENCODED = "as encoded"  # the stretch choice that shows the project's science steps, as the encoder saw them
 RAW_CACHE_BYTES = 512 * 2**20  # raw arrays kept for re-stretching
 RENDER_CACHE_ITEMS = 12
 RESTRETCH_DELAY_MS = 60  # coalesce slider moves into one re-stretch
 FIELD_COLUMN_MAX = 0.45  # the field-name column's largest share of the table: values keep the rest
 
 
-def render(raw: np.ndarray, stretch: str, contrast: float) -> np.ndarray:
-    """8-bit RGB of ``raw`` for display (``auto``: the core's default for the pixel type)."""
-    return to_rgb8(raw, None if stretch == AUTO else stretch, contrast)
+def render(raw: np.ndarray, stretch: str, contrast: float,
+           steps: ScienceSteps = NO_STEPS) -> tuple[np.ndarray, tuple[int, int]]:
+    """``(rgb, (top, left))``: 8-bit RGB of ``raw`` for display (``auto``: the core's default for the pixel
+    type; ``as encoded``: through the project's science ``steps``) and where it sits in the image, which
+    the steps' crop moves (overlays stay in the whole image's pixel coordinates)."""
+    if stretch == AS_ENCODED:
+        rows, cols = crop_box(raw.shape, steps.crop) if steps.crop else (slice(0, None), slice(0, None))
+        return steps.apply(raw), (rows.start, cols.start)
+    return to_rgb8(raw, None if stretch == AUTO else stretch, contrast), (0, 0)
 
 
-def _decode(path: str, raw, stretch: str, contrast: float, progress=None):
+def _decode(path: str, raw, stretch: str, contrast: float, steps: ScienceSteps, progress=None):
     """Worker thread: read (unless cached) and stretch."""
     if raw is None:
         raw = load_array(path)
     progress.check()
-    return raw, render(raw, stretch, contrast)
+    return raw, render(raw, stretch, contrast, steps)
 
 
 class _ImageBox(pg.ViewBox):
@@ -89,7 +97,8 @@ class ImageViewer(QtWidgets.QWidget):
         self._settled = 0  # the newest request that ended (drawn, or failed with a message)
         self._task: Task | None = None
         self._raw_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._render_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._render_cache: OrderedDict[tuple, tuple] = OrderedDict()  # key -> (rgb, origin)
+        self._steps = NO_STEPS  # the project's science steps before the encoder
         self._layers: dict[str, QtWidgets.QGraphicsItem] = {}
         self._layer_actions: dict[str, QtGui.QAction] = {}
 
@@ -155,7 +164,8 @@ class ImageViewer(QtWidgets.QWidget):
         self.stretch_combo = QtWidgets.QComboBox()
         self.stretch_combo.addItems([AUTO, *STRETCHES])
         self.stretch_combo.setToolTip("How raw pixel values map to screen brightness (FITS, 16-bit, float "
-                                      "images). auto: as stored for 8-bit, asinh for float, linear otherwise")
+                                      "images). auto: as stored for 8-bit, asinh for float, linear otherwise; "
+                                      "as encoded (when the project preprocesses): what the encoder saw")
         self.stretch_combo.currentTextChanged.connect(lambda _: self._request())
         self.contrast = QtWidgets.QSlider(Qt.Horizontal)
         self.contrast.setRange(25, 400)
@@ -231,8 +241,27 @@ class ImageViewer(QtWidgets.QWidget):
 
     def set_stretch(self, name: str) -> None:
         if self.stretch_combo.findText(name) < 0:
-            raise ValueError(f"stretch must be one of {AUTO}, {', '.join(STRETCHES)}; got {name!r}")
+            choices = [self.stretch_combo.itemText(i) for i in range(self.stretch_combo.count())]
+            raise ValueError(f"stretch must be one of {', '.join(choices)}; got {name!r}")
         self.stretch_combo.setCurrentText(name)
+
+    def set_encoder_steps(self, steps: ScienceSteps) -> None:
+        """The open project's science steps: offered as the stretch choice ``as encoded`` (the image as the
+        encoder saw it before the resize: background, clip, crop, stretch), and their stretch preselected."""
+        self._steps = steps
+        self._render_cache.clear()
+        at = self.stretch_combo.findText(AS_ENCODED)
+        if at >= 0:
+            if self.stretch == AS_ENCODED:
+                self.stretch_combo.setCurrentText(AUTO)
+            self.stretch_combo.removeItem(at)
+        if steps:
+            self.stretch_combo.addItem(AS_ENCODED)
+            self.stretch_combo.setItemData(self.stretch_combo.count() - 1,
+                                           f"The image as the encoder saw it before its resize: {steps}",
+                                           Qt.ToolTipRole)
+        if steps.stretch:
+            self.set_stretch(steps.stretch)
 
     @property
     def contrast_value(self) -> float:
@@ -251,24 +280,24 @@ class ImageViewer(QtWidgets.QWidget):
         key = (path, self.stretch, self.contrast.value())
         if key in self._render_cache:
             self._render_cache.move_to_end(key)
-            self._display(generation, self.item_id, self._render_cache[key], fit)
+            self._display(generation, self.item_id, *self._render_cache[key], fit)
             return
         if self._task is not None:
             self._task.cancel()
         task = Task("decode", "Decoding", _decode, path, self._raw_cache.get(path), self.stretch,
-                    self.contrast_value, pool=self._pool)
+                    self.contrast_value, self._steps, pool=self._pool)
         item_id = self.item_id
         task.finished.connect(lambda result: self._decoded(generation, item_id, key, result, fit))
         task.failed.connect(lambda message, _details: self._failed(generation, path, message))
         self._task = task.start()
 
     def _decoded(self, generation, item_id, key, result, fit) -> None:
-        raw, rgb = result
+        raw, rendered = result
         self._remember_raw(key[0], raw)
-        self._render_cache[key] = rgb
+        self._render_cache[key] = rendered
         while len(self._render_cache) > RENDER_CACHE_ITEMS:
             self._render_cache.popitem(last=False)
-        self._display(generation, item_id, rgb, fit)
+        self._display(generation, item_id, *rendered, fit)
 
     def _remember_raw(self, path: str, raw: np.ndarray) -> None:
         self._raw_cache[path] = raw
@@ -276,11 +305,12 @@ class ImageViewer(QtWidgets.QWidget):
         while len(self._raw_cache) > 1 and sum(a.nbytes for a in self._raw_cache.values()) > RAW_CACHE_BYTES:
             self._raw_cache.popitem(last=False)
 
-    def _display(self, generation: int, item_id, rgb: np.ndarray, fit: bool) -> None:
+    def _display(self, generation: int, item_id, rgb: np.ndarray, origin: tuple[int, int], fit: bool) -> None:
         if generation != self._generation:
             return  # a newer request superseded this one
         self._settled = generation
         self.image_item.setImage(rgb, autoLevels=False, levels=(0, 255))
+        self.image_item.setRect(QtCore.QRectF(origin[1], origin[0], rgb.shape[1], rgb.shape[0]))
         self.stack.setCurrentWidget(self.graphics)
         if fit:
             self.fit()

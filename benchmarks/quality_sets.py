@@ -6,7 +6,8 @@ Every set becomes an :class:`ImageSet`: the images' features from Oddscope's def
 through the same decoding as ``oddscope index``, then read from ``CACHE/<set>/``), one class name per image,
 and the facts the protocols need: which classes may serve as "normal", and the demo's own relevance scores.
 Large sets are subsampled to at most ``PER_CLASS`` images per class (seeded), so a full run stays within
-minutes on a 2-core machine; the sample and the encoder are part of the cache key.
+minutes on a 2-core machine; the sample, the encoder and the science preprocessing (if any) are part of the
+cache key.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from oddscope.core.data.demo import RELEVANCE, make_demo
+from oddscope.core.data.science import NO_STEPS, ScienceSteps
 from oddscope.core.models.registry import DEFAULT_ENCODER
 
 PER_CLASS = 800  # images per class at most: extraction (~50 images/s here) is the suite's cost
@@ -80,23 +82,31 @@ def _sample(labels: list, per_class: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(keep))
 
 
-def extract(paths, encoder_name: str = DEFAULT_ENCODER) -> tuple[np.ndarray, np.ndarray]:
-    """``(features, readable)`` of the images at ``paths``, decoded and encoded as ``oddscope index`` does."""
+def extract(paths, encoder_name: str = DEFAULT_ENCODER,
+            steps: ScienceSteps = NO_STEPS) -> tuple[np.ndarray, np.ndarray]:
+    """``(features, readable)`` of the images at ``paths``, decoded (through the science ``steps``) and encoded
+    as ``oddscope index --preprocess STEPS`` does."""
     from oddscope.core.models.encoders import load_encoder
     from oddscope.core.workflows.extraction import decoded_batches
 
     encoder = load_encoder(encoder_name)
     X = np.zeros((len(paths), encoder.dim), dtype=np.float32)
     readable = np.zeros(len(paths), dtype=bool)
-    for ids, ok, images, _ in decoded_batches(np.arange(len(paths)), paths, encoder):
+    for ids, ok, images, _ in decoded_batches(np.arange(len(paths)), paths, encoder, steps=steps):
         if ok.any():
             X[ids[ok]] = encoder.encode(images)
             readable[ids[ok]] = True
     return X, readable
 
 
-def load_set(name: str, data_dir, cache, encoder_name: str = DEFAULT_ENCODER, log=print) -> ImageSet:
-    """The set ``name`` with its features, extracted on the first call and read from ``cache`` after."""
+def load_set(name: str, data_dir, cache, encoder_name: str = DEFAULT_ENCODER, log=print,
+             preprocess: str | None = None) -> ImageSet:
+    """The set ``name`` with its features, extracted on the first call and read from ``cache`` after.
+
+    ``preprocess``: science steps before the encoder (``oddscope index --preprocess``); their features are
+    cached apart, in ``CACHE/<set>@<steps>/``, and the steps are part of the key.
+    """
+    steps = ScienceSteps.parse(preprocess)
     data_dir, cache = Path(data_dir), Path(cache).expanduser()
     relevance = None
     if name == "demo":
@@ -109,15 +119,17 @@ def load_set(name: str, data_dir, cache, encoder_name: str = DEFAULT_ENCODER, lo
     paths = [paths[i] for i in keep]
     labels = np.asarray(labels)[keep]
     relevance = None if relevance is None else relevance[keep]
-    folder = cache / name
+    folder = cache / (f"{name}@{str(steps).replace(',', '+')}" if steps else name)
     key = {"encoder": encoder_name, "per_class": PER_CLASS, "seed": SAMPLE_SEED, "n": len(paths)}
+    if steps:  # without steps the key stays as it was, so existing caches stay valid
+        key["preprocess"] = str(steps)
     meta_file, feature_file = folder / "meta.json", folder / "features.npy"
     if meta_file.is_file() and feature_file.is_file() and json.loads(meta_file.read_text())["key"] == key:
         meta = json.loads(meta_file.read_text())
         X, readable = np.load(feature_file), np.asarray(meta["readable"], dtype=bool)
     else:
         log(f"{name}: extracting features of {len(paths)} images (once; cached in {folder})")
-        X, readable = extract(paths, encoder_name)
+        X, readable = extract(paths, encoder_name, steps)
         folder.mkdir(parents=True, exist_ok=True)
         np.save(feature_file, X)
         meta_file.write_text(json.dumps({"key": key, "readable": readable.tolist()}))

@@ -1,6 +1,7 @@
 """Oddscope judged on real images: the protocols of ``../shared/datasets.md`` over every set, one command.
 
     python benchmarks/quality_suite.py --data /work/data [--cache ~/.cache/oddscope-bench] [--out quality.md]
+        [--preprocess STEPS]   # science preprocessing before the encoder, features cached apart
 
 Protocols (fixed seeds; features from the default encoder, extracted once per set by ``quality_sets.py``):
 
@@ -197,11 +198,13 @@ def main(argv=None):
     parser.add_argument("--protocols", default="one-class,triage,active")
     parser.add_argument("--methods", default=",".join(RANKERS), help="active-learning methods")
     parser.add_argument("--seeds", type=int, default=SEEDS)
+    parser.add_argument("--preprocess", default=None, metavar="STEPS",
+                        help="science preprocessing before the encoder, as `oddscope index --preprocess`")
     parser.add_argument("--out", default=None, help="also write the markdown tables to this file")
     args = parser.parse_args(argv)
     protocols = args.protocols.split(",")
     methods = [m for m in args.methods.split(",") if not RANKERS.entry(m).missing()]
-    sets = [load_set(name, args.data, args.cache) for name in args.sets.split(",")]
+    sets = [load_set(name, args.data, args.cache, preprocess=args.preprocess) for name in args.sets.split(",")]
     start = time.perf_counter()
     tables = []
     if "one-class" in protocols:
@@ -215,7 +218,8 @@ def main(argv=None):
                        active_table(results, methods)))
     load = " ".join(f"{v:.1f}" for v in os.getloadavg())
     text = "\n\n".join(f"**{title}**\n\n{table}" for title, table in tables)
-    text += f"\n\n({time.perf_counter() - start:.0f} s after feature loading; load average {load})\n"
+    text += (f"\n\n({time.perf_counter() - start:.0f} s after feature loading; preprocessing "
+             f"{args.preprocess or 'none'}; load average {load})\n")
     print(text)
     if args.out:
         Path(args.out).write_text(text)

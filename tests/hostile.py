@@ -23,6 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from oddscope.core.data.science import NO_STEPS, ScienceSteps
+from oddscope.core.models.encoders.common import Preprocess
+
 UNREADABLE = "unreadable.png"  # the test makes it unreadable (chmod 0, or os.access patched when root)
 NON_UTF8_NAME = b"caf\xe9-latin1.png"  # a Latin-1 name, not valid UTF-8
 LONG_NAME = "l" * 251 + ".png"  # 255 bytes, the usual file-system limit
@@ -156,16 +159,6 @@ def make_hostile_folder(root) -> dict[str, str]:
     return expected
 
 
-class SquareResize:
-    """Whole-image resize to ``size`` x ``size`` (picklable, for DataLoader workers)."""
-
-    def __init__(self, size: int):
-        self.size = size
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        return np.asarray(Image.fromarray(image).resize((self.size, self.size), Image.Resampling.BILINEAR))
-
-
 class FakeEncoder:
     """A stand-in for :func:`oddscope.core.models.encoders.load_encoder`'s result: fast and deterministic.
 
@@ -183,8 +176,8 @@ class FakeEncoder:
             -3, 4, size=(input_size * input_size * 3, dim)).astype(np.float64)
         self.encoded = 0
 
-    def preprocessor(self) -> SquareResize:
-        return SquareResize(self.input_size)
+    def preprocessor(self, steps: ScienceSteps = NO_STEPS) -> Preprocess:
+        return Preprocess(self.input_size, "bilinear", steps)
 
     def encode(self, batch) -> np.ndarray:
         import time

@@ -11,10 +11,11 @@ import click
 from oddscope.core.cli.common import PROJECT, Bars, friendly_errors
 from oddscope.core.cli.guidance import evaluate_guidance, guidance
 from oddscope.core.cli.maps import evaluate_segmentation, maps
+from oddscope.core.data.science import NONE, ScienceSteps
 from oddscope.core.models.registry import DEFAULT_ENCODER, DETECTORS, ENCODERS, METRICS, RANKERS, RUNTIMES
 from oddscope.core.progress import Cancelled
 from oddscope.core.project.csv_paths import PATH_RULE
-from oddscope.core.project.layout import ENCODER, RANKING, RAW_SPACE, space_name, split_space
+from oddscope.core.project.layout import ENCODER, PREPROCESS, RANKING, RAW_SPACE, space_name, split_space
 from oddscope.core.project.store import Project
 
 
@@ -36,6 +37,13 @@ def main():
 @click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
               help="Where the encoder runs: auto = OpenVINO on the CPU for Lite/timm encoders (exported once into "
                    "~/.cache/oddscope, about twice torch's speed), torch on CUDA and for CLIP.")
+@click.option("--preprocess", default=None, callback=lambda _ctx, _param, value: _science_steps(value),
+              metavar="STEPS", help="Science preprocessing before the encoder, comma-separated, applied in this "
+                                    "order: background (a sigma-clipped plane fitted to the border; "
+                                    "background=median: the median), clip=N (N sigma around the median), crop=F "
+                                    "(the central F of each side), stretch=linear/log/asinh/zscale (the viewer's); "
+                                    "e.g. background,clip=3,crop=0.5,stretch=asinh. Recorded in the project: a "
+                                    "re-index without --preprocess keeps it; `none` turns it off. Default: none.")
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--workers", type=int, default=None, help="Decoding processes (default: one per spare core).")
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
@@ -52,8 +60,8 @@ def main():
                    "project. Needs pip install 'oddscope[cluster]'.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @friendly_errors
-def index(images, project_dir, reference, encoder, weights, device, runtime, batch_size, workers, dtype, detectors,
-          k, max_pixels, no_map, no_clusters, cluster, quiet):
+def index(images, project_dir, reference, encoder, weights, device, runtime, preprocess, batch_size, workers, dtype,
+          detectors, k, max_pixels, no_map, no_clusters, cluster, quiet):
     """Index IMAGES (a folder, searched recursively, or a CSV manifest with a `path` column) into a project:
     features, every detector's scores, the map and clusters. Run it again to add new images: only those
     are encoded."""
@@ -62,7 +70,7 @@ def index(images, project_dir, reference, encoder, weights, device, runtime, bat
     if cluster:
         _check_cluster(cluster)
     chosen = tuple(d.strip() for d in detectors.split(",")) if detectors else DETECTORS.standard()
-    options = IndexOptions(encoder=encoder, weights=weights, device=device, runtime=runtime, k=k,
+    options = IndexOptions(encoder=encoder, weights=weights, device=device, runtime=runtime, preprocess=preprocess, k=k,
                            batch_size=batch_size, workers=workers, dtype=dtype, max_pixels=max_pixels,
                            make_map=not no_map, make_clusters=not no_clusters, detectors=chosen, cluster=cluster)
     bars = Bars(quiet)
@@ -84,6 +92,16 @@ def index(images, project_dir, reference, encoder, weights, device, runtime, bat
         _print_summary(project, summary)
 
 
+def _science_steps(value: str | None) -> str | None:
+    """``--preprocess`` checked before any work, in its canonical form (None: keep the project's)."""
+    if value is None:
+        return None
+    try:
+        return str(ScienceSteps.parse(value))
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--preprocess") from None
+
+
 def _check_cluster(address: str) -> None:
     """Refuse ``--cluster`` before any work when its value is wrong or Ray is not installed."""
     from oddscope.core.workflows.cluster.session import RayMissing, check_address, require_ray
@@ -103,6 +121,7 @@ def _print_summary(project: Project, summary) -> None:
     click.echo(f"Project   {project.root}")
     click.echo(f"Encoder   {enc['spec']} ({enc['dim']}-d, {enc['input_size']} px) weights: {enc['weights']}")
     click.echo(f"Runtime   {enc.get('runtime', '-')}, {enc.get('fast_path', '-')}")
+    click.echo(f"Preprocess {enc[PREPROCESS]}")
     skipped = f", {len(summary.skipped)} skipped" if summary.skipped else ""
     click.echo(f"Items     {summary.n_items} ({summary.n_new} new{skipped}); features computed {ext.computed}, "
                f"reused {ext.reused}" + (f", {ext.images_per_second:.1f} img/s" if ext.computed else ""))
@@ -162,7 +181,8 @@ def _ranking_in(project: Project, name: str, space: str | None) -> str:
 @PROJECT
 @friendly_errors
 def info(project_dir):
-    """What a project holds: items, encoder and weights, detectors, labels (and what to do next, if unfinished)."""
+    """What a project holds: items, encoder, weights and preprocessing, detectors, labels (and what to do next,
+    if unfinished)."""
     from oddscope.core.workflows.readiness import advice_if_not_analysed
 
     with Project.open(project_dir) as project:
@@ -172,6 +192,7 @@ def info(project_dir):
         click.echo(f"Items     {len(items)}: " + ", ".join(f"{n} {s}" for s, n in items["status"].value_counts().items()))
         click.echo(f"Encoder   {enc.get('spec', '-')}; weights: {enc.get('weights', '-')}")
         click.echo(f"Runtime   {enc.get('runtime', '-')}, {enc.get('fast_path', '-')}")
+        click.echo(f"Preprocess {enc.get(PREPROCESS, NONE) if enc else '-'}")
         for name, run in project.latest_runs("detector").items():
             click.echo(f"Detector  {name:<12} {json.dumps(run['params'])} ({run['seconds'] or 0:.1f}s)")
         click.echo(f"Ranking   {RANKING.read(project)}")

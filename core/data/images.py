@@ -171,20 +171,26 @@ def to_rgb8(arr: np.ndarray, stretch: str | None = None, contrast: float = 1.0,
             low_pct: float = 0.5, high_pct: float = 99.5) -> np.ndarray:
     """Stretch raw values to an 8-bit RGB image.
 
-    8-bit input is shown as it is unless a stretch is asked for.  Other input
-    defaults to ``asinh`` (float, e.g. FITS: faint structure next to bright
-    cores) or ``linear`` between percentiles (16-bit).  ``contrast`` > 1
-    steepens the curve, as in the viewer's slider.
+    Without a ``stretch``, :func:`default_stretch` chooses (8-bit input is
+    shown as it is).  ``contrast`` > 1 steepens the curve, as in the viewer's
+    slider.
     """
-    if arr.dtype == np.uint8 and stretch is None:
+    stretch = stretch or default_stretch(arr)
+    if stretch is None:
         out = arr
     else:
-        if stretch is None:
-            stretch = "asinh" if arr.dtype.kind == "f" else "linear"
         out = (stretch_values(arr.astype(np.float32), stretch, contrast, low_pct, high_pct) * 255 + 0.5).astype(np.uint8)
     if out.ndim == 2:
         out = np.repeat(out[..., None], 3, axis=2)
     return np.ascontiguousarray(out)
+
+
+def default_stretch(arr: np.ndarray) -> str | None:
+    """The stretch ``to_rgb8`` uses unless told: none for 8-bit (shown as stored), ``asinh`` for float data
+    (faint structure next to bright cores), ``linear`` between percentiles otherwise (16-bit)."""
+    if arr.dtype == np.uint8:
+        return None
+    return "asinh" if arr.dtype.kind == "f" else "linear"
 
 
 def stretch_values(arr: np.ndarray, stretch: str, contrast: float = 1.0,

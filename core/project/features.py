@@ -24,10 +24,12 @@ from oddscope.core.project.store import Project
 _LOAD_BYTES = 8 << 20  # feature rows read per block by load_features
 
 
-def encoder_key(encoder) -> str:
-    """A file-name-safe key for an encoder and the exact weights it loaded."""
+def encoder_key(encoder, steps=None) -> str:
+    """A file-name-safe key for an encoder, the exact weights it loaded and the science ``steps`` before it
+    (a :class:`~oddscope.core.data.science.ScienceSteps`; none leave the key as it always was)."""
     desc = encoder.describe()
-    digest = hashlib.sha1(f"{desc['weights']}|{desc['input_size']}|{desc['dim']}".encode()).hexdigest()[:8]
+    named = f"{desc['weights']}|{desc['input_size']}|{desc['dim']}" + (f"|{steps}" if steps else "")
+    digest = hashlib.sha1(named.encode()).hexdigest()[:8]
     slug = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in desc["spec"]).strip("-")
     return f"{slug}-{digest}"
 

@@ -195,6 +195,7 @@ class Setting:
 
 
 ENCODER = Setting("encoder")  # the encoder's description and feature ``key``: written by indexing
+PREPROCESS = "preprocess"  # ENCODER's entry naming the science steps before the encoder (canonical string)
 RANKING = Setting("ranking", "knn")  # the active ranking: a detector or an active-learning method
 ANOMALY_DETECTOR = Setting("anomaly_detector")  # the detector the active-learning methods start from
 ANALYSIS = Setting("analysis")  # inputs of the last complete analysis: a re-index that changes none keeps it

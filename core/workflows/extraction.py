@@ -5,7 +5,8 @@ only then marked done in the project database.  A run that is cancelled or
 killed therefore resumes with the first unfinished batch, and a second run on
 the same folder computes only the new images.
 
-Decoding and resizing run in worker processes (a multiprocessing pool a few
+Decoding, the science steps the project records (:mod:`oddscope.core.data.science`) and resizing run
+in worker processes (a multiprocessing pool a few
 batches ahead); the main process only runs the network.  Nothing here imports
 torch: with the OpenVINO runtime, indexing runs without it.
 """
@@ -21,31 +22,34 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from oddscope.core.data.images import DEFAULT_MAX_PIXELS, ImageReadError, _reason, load_rgb8
+from oddscope.core.data.images import DEFAULT_MAX_PIXELS, ImageReadError, _reason
+from oddscope.core.data.science import NO_STEPS, ScienceSteps
+from oddscope.core.models.encoders.common import Preprocess
 from oddscope.core.progress import as_progress
 from oddscope.core.project.features import FeatureStore, encoder_key
+from oddscope.core.project.layout import ENCODER, PREPROCESS
 from oddscope.core.project.store import Project
 
 
 class _DecodeDataset:
     """Decodes and resizes one image; a failure becomes a reason, never an exception."""
 
-    def __init__(self, ids, paths, preprocess, size: int, max_pixels: int):
+    def __init__(self, ids, paths, preprocess: Preprocess, max_pixels: int):
         self.ids, self.paths = list(ids), list(paths)
-        self.preprocess, self.size, self.max_pixels = preprocess, size, max_pixels
+        self.preprocess, self.max_pixels = preprocess, max_pixels
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, i):
-        return (self.ids[i], *decode_image(self.paths[i], self.preprocess, self.size, self.max_pixels))
+        return (self.ids[i], *decode_image(self.paths[i], self.preprocess, self.max_pixels))
 
 
-def decode_image(path, preprocess, size: int, max_pixels: int) -> tuple[np.ndarray | None, str | None]:
-    """``(image, None)``: the file at ``path`` decoded and resized by ``preprocess`` (to ``size``), or
-    ``(None, reason)``: why it cannot be read.  Never raises, so one bad file never ends a run."""
+def decode_image(path, preprocess: Preprocess, max_pixels: int) -> tuple[np.ndarray | None, str | None]:
+    """``(image, None)``: the file at ``path`` decoded, through the science steps and resized by
+    ``preprocess``, or ``(None, reason)``: why it cannot be read.  Never raises, so one bad file never ends a run."""
     try:
-        return preprocess(load_rgb8(path, max_pixels, target_side=2 * size)), None
+        return preprocess.load(path, max_pixels), None
     except ImageReadError as err:
         return None, str(err)
     except Exception as err:  # noqa: BLE001 - a decoder bug on one file must not end the run
@@ -79,10 +83,11 @@ _PREFETCH = 4
 
 
 def decoded_batches(ids, paths, encoder, batch_size: int = 32, num_workers: int | None = None,
-                    max_pixels: int = DEFAULT_MAX_PIXELS):
-    """Batches ``(ids, ok, images, reasons)`` of the images at ``paths``, decoded and resized for ``encoder``
-    in worker processes; ``images`` holds the readable ones (``ok``), ``reasons`` says why not."""
-    dataset = _DecodeDataset(ids, paths, encoder.preprocessor(), encoder.input_size, max_pixels)
+                    max_pixels: int = DEFAULT_MAX_PIXELS, steps: ScienceSteps = NO_STEPS):
+    """Batches ``(ids, ok, images, reasons)`` of the images at ``paths``, decoded, through the science
+    ``steps`` and resized for ``encoder`` in worker processes; ``images`` holds the readable ones (``ok``),
+    ``reasons`` says why not."""
+    dataset = _DecodeDataset(ids, paths, encoder.preprocessor(steps), max_pixels)
     batches = [range(i, min(i + batch_size, len(dataset))) for i in range(0, len(dataset), batch_size)]
     workers = default_workers() if num_workers is None else num_workers
     if not workers:
@@ -118,10 +123,16 @@ class ExtractionReport:
         return self.computed / self.seconds if self.seconds else 0.0
 
 
-def pending_items(project: Project, encoder, dtype=np.float32):
-    """``(todo, report, store)``: the items still without ``encoder``'s features (a frame indexed by item
-    id), a report counting the others as reused, and the feature store opened with room for every row."""
-    key = encoder_key(encoder)
+def recorded_steps(project: Project) -> ScienceSteps:
+    """The science steps the project's features were computed with (none before any were recorded)."""
+    return ScienceSteps.parse((ENCODER.read(project) or {}).get(PREPROCESS))
+
+
+def pending_items(project: Project, encoder, dtype=np.float32, steps: ScienceSteps = NO_STEPS):
+    """``(todo, report, store)``: the items still without ``encoder``'s features after ``steps`` (a frame
+    indexed by item id), a report counting the others as reused, and the feature store opened with room
+    for every row."""
+    key = encoder_key(encoder, steps)
     items = project.items(with_meta=False)
     done = set(project.features_done(key).tolist())
     todo = items[~items["status"].isin(["skipped", "missing"]) & ~items.index.isin(list(done))]
@@ -145,14 +156,15 @@ def save_batch(project: Project, store: FeatureStore, report: ExtractionReport, 
 
 
 def extract_features(project: Project, encoder, batch_size: int = 32, num_workers: int | None = None,
-                     dtype=np.float32, max_pixels: int = DEFAULT_MAX_PIXELS, progress=None) -> ExtractionReport:
-    """Compute features for every item of ``project`` that has none yet for ``encoder``."""
+                     dtype=np.float32, max_pixels: int = DEFAULT_MAX_PIXELS, steps: ScienceSteps = NO_STEPS,
+                     progress=None) -> ExtractionReport:
+    """Compute features for every item of ``project`` that has none yet for ``encoder`` after ``steps``."""
     progress = as_progress(progress)
-    todo, report, store = pending_items(project, encoder, dtype)
+    todo, report, store = pending_items(project, encoder, dtype, steps)
     if not len(todo):
         return report
     loader = decoded_batches(todo.index, project.resolve_all(todo["path"]), encoder, batch_size, num_workers,
-                             max_pixels)
+                             max_pixels, steps)
     start = time.perf_counter()
     progress.update("features", 0, len(todo))
     finished = 0

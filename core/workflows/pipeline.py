@@ -2,7 +2,8 @@
 
 Each stage is a plain function taking an open :class:`Project`, so the CLI, the
 app's background worker and scripts run the same code.  Re-running is cheap:
-features are cached per encoder and only new images are encoded; the analysis
+features are cached per encoder, weights and science steps (``IndexOptions.preprocess``:
+recorded in the project, kept by a re-index that does not name them) and only new images are encoded; the analysis
 stages (scores, map, clusters) are recomputed over everything, since a new
 image changes everyone's neighbours, but only when something changed: a re-index
 that found nothing new, removed or changed, with the same options, keeps them.
@@ -21,15 +22,25 @@ import numpy as np
 import pandas as pd
 
 from oddscope.core.data.ingest import ScanResult, read_manifest, scan_folder
+from oddscope.core.data.science import ScienceSteps
 from oddscope.core.models.clustering import cluster_all
 from oddscope.core.models.projection import MapProjection
 from oddscope.core.models.registry import DEFAULT_DETECTORS, DEFAULT_ENCODER
 from oddscope.core.progress import as_progress
 from oddscope.core.project.csv_paths import remember_image_root
 from oddscope.core.project.features import encoder_key, load_features
-from oddscope.core.project.layout import ANALYSIS, DB_NAME, ENCODER, MAP_ARRAY, RANKING, TEST_IDS, split_space
+from oddscope.core.project.layout import (
+    ANALYSIS,
+    DB_NAME,
+    ENCODER,
+    MAP_ARRAY,
+    PREPROCESS,
+    RANKING,
+    TEST_IDS,
+    split_space,
+)
 from oddscope.core.project.store import Project
-from oddscope.core.workflows.extraction import ExtractionReport, extract_features
+from oddscope.core.workflows.extraction import ExtractionReport, extract_features, recorded_steps
 from oddscope.core.workflows.guidance import refresh_spaces
 from oddscope.core.workflows.readiness import MIN_IMAGES
 from oddscope.core.workflows.retrieval import drop_indexes
@@ -52,6 +63,7 @@ class IndexOptions:
     weights: str | None = None
     device: str = "auto"
     runtime: str = "auto"
+    preprocess: str | None = None  # science steps before the encoder (data.science); None: keep the recorded
     detectors: tuple = DEFAULT_DETECTORS
     k: int = 5
     batch_size: int = 32
@@ -128,20 +140,22 @@ def _index_images(project: Project, images, reference, options: IndexOptions, pr
     t0 = time.perf_counter()
     # A stage of its own: the first run exports the encoder to OpenVINO (10-25 s), which must not look like a hang.
     progress.update("loading the encoder", 0, 0)
+    steps = recorded_steps(project) if options.preprocess is None else ScienceSteps.parse(options.preprocess)
     encoder = load_encoder(options.encoder, weights=options.weights, device=options.device, runtime=options.runtime)
-    summary.encoder = encoder.describe()
+    summary.encoder = {**encoder.describe(), PREPROCESS: str(steps)}
     extra = {"max_pixels": options.max_pixels} if options.max_pixels else {}
     if options.cluster:
         from oddscope.core.workflows.cluster.extraction import extract_features_on_cluster
 
         load = partial(load_encoder, options.encoder, weights=options.weights, device=options.device)
         summary.extraction = extract_features_on_cluster(project, encoder, load, batch_size=options.batch_size,
-                                                         dtype=np.dtype(options.dtype), progress=progress, **extra)
+                                                         dtype=np.dtype(options.dtype), steps=steps,
+                                                         progress=progress, **extra)
     else:
         summary.extraction = extract_features(project, encoder, batch_size=options.batch_size,
                                               num_workers=options.workers, dtype=np.dtype(options.dtype),
-                                              progress=progress, **extra)
-    ENCODER.write(project, {**summary.encoder, "key": encoder_key(encoder)})
+                                              steps=steps, progress=progress, **extra)
+    ENCODER.write(project, {**summary.encoder, "key": encoder_key(encoder, steps)})
     summary.seconds["features"] = time.perf_counter() - t0
     summary.n_items = project.n_items
     summary.skipped = [tuple(r) for r in write_skipped_report(project).itertuples(index=False)]

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oddscope.app.model import ProjectModel
+from oddscope.app.model import ProjectModel, encoder_text
 from oddscope.core.project.store import Project
 
 
@@ -45,3 +45,13 @@ def test_map_bookkeeping_follows_the_re_sorted_rows(model):
         assert xy[position].tolist() == [2.0 * item_id, 2.0 * item_id + 1]
     assert model.map_position(4) is None
     assert list(model.map_positions([5, 4, 0])) == [4, 0]
+
+
+def test_the_encoder_text_names_the_preprocessing_when_there_is_some(model):
+    assert encoder_text(model.project) == "not indexed yet"
+    record = {"spec": "efficientnet-lite0", "weights": "ImageNet (lite0.pth)"}
+    model.project.set_setting("encoder", {**record, "preprocess": "none"})
+    assert encoder_text(model.project) == "efficientnet-lite0 · weights: ImageNet (lite0.pth)"
+    model.project.set_setting("encoder", {**record, "preprocess": "background,crop=0.5"})
+    assert encoder_text(model.project) == ("efficientnet-lite0 · preprocess: background,crop=0.5 · "
+                                           "weights: ImageNet (lite0.pth)")

@@ -12,6 +12,7 @@ from PySide6.QtTest import QTest
 from windows import open_window
 
 from oddscope.app import dialogs
+from oddscope.app.viewer import AS_ENCODED
 from oddscope.app.window import MainWindow
 from oddscope.core.project.store import Project
 
@@ -415,3 +416,13 @@ def test_screenshot_mode_fails_readably_without_a_dialog(tmp_path, monkeypatch, 
     assert run_app(tmp_path, screenshot=tmp_path / "x.png") == 1
     assert "not an Oddscope project" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_project_with_science_steps_shows_them_and_preselects_their_stretch(qtbot, demo_project):
+    with Project.open(demo_project, writable=True) as project:
+        record = project.get_setting("encoder")
+        project.set_setting("encoder", {**record, "preprocess": "crop=0.5,stretch=asinh"})
+    win = open_window(qtbot, demo_project)
+    assert "preprocess: crop=0.5,stretch=asinh" in win.encoder_label.toolTip()
+    assert win.viewer.stretch == "asinh" and win.viewer.stretch_combo.findText(AS_ENCODED) >= 0
+    win.close()

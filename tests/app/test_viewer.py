@@ -7,7 +7,8 @@ from PIL import Image
 from PySide6 import QtCore
 from PySide6.QtCore import Qt
 
-from oddscope.app.viewer import ImageViewer
+from oddscope.app.viewer import AS_ENCODED, ImageViewer
+from oddscope.core.data.science import NO_STEPS, ScienceSteps
 
 
 @pytest.fixture
@@ -141,3 +142,26 @@ def test_field_table_value_column_fills_the_table_and_long_values_elide(qtbot, v
     assert not table.wordWrap() and table.textElideMode() == QtCore.Qt.ElideRight  # "..." not a clipped 2nd line
     assert table.item(1, 1).toolTip() == long_value
     assert table.item(1, 0).toolTip() == long_name
+
+
+def test_the_projects_science_steps_show_the_image_as_the_encoder_saw_it(qtbot, viewer, tmp_path):
+    """The recorded stretch is preselected; ``as encoded`` shows the steps' crop where it lies in the image."""
+    data = np.random.default_rng(3).normal(100.0, 5.0, (60, 80)).astype(np.float32)
+    data[28:32, 38:42] = 4000.0
+    path = tmp_path / "cutout.fits"
+    fits.PrimaryHDU(data).writeto(path)
+    steps = ScienceSteps.parse("background,crop=0.5,stretch=log")
+    viewer.set_encoder_steps(steps)
+    assert viewer.stretch == "log"
+    _show(qtbot, viewer, 1, path)
+    assert viewer.image().shape == (60, 80, 3)  # a stretch alone still shows the whole image
+
+    with qtbot.waitSignal(viewer.image_shown, timeout=10_000):
+        viewer.set_stretch(AS_ENCODED)
+    assert np.array_equal(viewer.image(), steps.apply(data))  # the pixels the encoder's resize received
+    placed = viewer.image_item.mapRectToParent(viewer.image_item.boundingRect())
+    assert (placed.x(), placed.y(), placed.width(), placed.height()) == (20, 15, 40, 30)  # overlays stay aligned
+
+    with qtbot.waitSignal(viewer.image_shown, timeout=10_000):
+        viewer.set_encoder_steps(NO_STEPS)  # a project without steps: the choice goes away
+    assert viewer.stretch_combo.findText(AS_ENCODED) < 0 and viewer.stretch == "auto"

@@ -229,6 +229,7 @@ def test_info_describes_the_project(demo_dir):
     assert "Items     150: 150 ok" in lines
     assert any(line.startswith("Encoder   efficientnet-lite0") for line in lines)
     assert any(line.startswith("Runtime   openvino ") for line in lines)  # the default on a CPU machine
+    assert "Preprocess none" in lines  # the default: no science steps before the encoder
     assert {line.split()[1] for line in lines if line.startswith("Detector")} >= {"knn", "iforest", "autoencoder"}
     assert "Labels    0" in lines and "Ranking   knn" in lines
 

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from oddscope.app.cli import main
 from oddscope.core.data.demo import make_demo
+from oddscope.core.data.science import ScienceSteps
 from oddscope.core.models.encoders import load_encoder
 from oddscope.core.models.registry import DEFAULT_ENCODER, make_detector
 from oddscope.core.progress import Cancelled, Progress, split_note
@@ -18,6 +19,7 @@ from oddscope.core.project.layout import score_array
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.cluster.extraction import extract_features_on_cluster
 from oddscope.core.workflows.cluster.scoring import score_on_cluster
+from oddscope.core.workflows.extraction import extract_features
 from oddscope.core.workflows.pipeline import IndexOptions, add_source, index_images
 
 N_IMAGES = 40
@@ -108,6 +110,23 @@ def test_cluster_features_equal_the_single_process_run(resumed, single):
         b = there[path]
         assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.999, path
     assert there_skipped == here_skipped and len(here_skipped) == 1  # the broken file, with the same reason
+
+
+def test_the_cluster_runs_the_science_steps_as_one_process_does(local_ray, images, tmp_path):
+    """Decode tasks get the steps with the encoder's resize: the same pixels, the same features and key."""
+    steps, encoder = ScienceSteps.parse("background,crop=0.5"), load_encoder(DEFAULT_ENCODER)
+    with Project.create(tmp_path / "single") as project:
+        add_source(project, images)
+        extract_features(project, encoder, num_workers=0, steps=steps)
+    with Project.create(tmp_path / "cluster") as project:
+        add_source(project, images)
+        extract_features_on_cluster(project, encoder, partial(load_encoder, DEFAULT_ENCODER), shard_size=SHARD_SIZE,
+                                    steps=steps)
+    key = encoder_key(encoder, steps)
+    (here, _), (there, _) = (_features_by_path(tmp_path / name, key) for name in ("single", "cluster"))
+    assert there.keys() == here.keys() and len(here) == N_IMAGES and key != encoder_key(encoder)
+    for path, a in here.items():
+        assert a @ there[path] / (np.linalg.norm(a) * np.linalg.norm(there[path])) > 0.999, path
 
 
 @pytest.mark.parametrize("name", ["knn", "knn-l2", "knn-ls", "iforest"])

@@ -1,4 +1,4 @@
-"""What every encoder runtime shares, without torch: the resize step, the batch check, and the names of weights.
+"""What every encoder runtime shares, without torch: the decode-and-resize step, the batch check, the names of weights.
 
 Torch-free on purpose: the resize step pickles into decoding worker processes,
 and the desktop bundle, which ships OpenVINO and no torch, must resize images
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from oddscope.core.data.images import DEFAULT_MAX_PIXELS
+from oddscope.core.data.science import NO_STEPS, ScienceSteps
 from oddscope.core.models.registry import EncoderError
 
 RESAMPLE = {
@@ -27,7 +29,8 @@ RESAMPLE = {
 
 @dataclass(frozen=True)
 class Preprocess:
-    """Resize a whole RGB image to ``size`` x ``size`` (no crop), in Pillow.
+    """The encoder's input from a file: decode, the project's science ``steps``, then resize the whole RGB
+    image to ``size`` x ``size`` (no crop), in Pillow.
 
     A frozen dataclass so that it pickles into decoding worker processes
     without dragging the model along.
@@ -35,13 +38,19 @@ class Preprocess:
 
     size: int
     interpolation: str = "bicubic"
+    steps: ScienceSteps = NO_STEPS
 
     def __post_init__(self):
         if self.size < 1 or self.interpolation not in RESAMPLE:
             raise ValueError(f"need size >= 1 and interpolation in {list(RESAMPLE)}, got "
                              f"{self.size}, {self.interpolation!r}")
 
+    def load(self, path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+        """The file at ``path`` as the encoder takes it (raises ``ImageReadError`` when unreadable)."""
+        return self(self.steps.load_rgb8(path, max_pixels, target_side=2 * self.size))
+
     def __call__(self, image: np.ndarray) -> np.ndarray:
+        """Resize an HxWx3 uint8 RGB image (already decoded and through the steps)."""
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(
@@ -70,9 +79,9 @@ class ImageEncoderBase:
     std: tuple
     interpolation: str
 
-    def preprocessor(self) -> Preprocess:
-        """The picklable resize step, for decoding workers."""
-        return Preprocess(self.input_size, self.interpolation)
+    def preprocessor(self, steps: ScienceSteps = NO_STEPS) -> Preprocess:
+        """The picklable decode-and-resize step, for decoding workers, with the project's science ``steps``."""
+        return Preprocess(self.input_size, self.interpolation, steps)
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """HxWx3 uint8 RGB -> ``input_size`` x ``input_size`` x 3 uint8 (whole image, no crop)."""

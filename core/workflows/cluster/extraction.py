@@ -2,8 +2,8 @@
 
 The pending items (those without features, as :func:`oddscope.core.workflows.extraction.extract_features`
 finds them) are split into shards (:mod:`.shards`).  Ray Data then reads and decodes each shard in a task
-anywhere on the cluster (:func:`oddscope.core.data.images.load_rgb8` and the encoder's picklable
-``Preprocess``, as the single path's DataLoader workers do), and an actor pool encodes them: each actor
+anywhere on the cluster (the encoder's picklable ``Preprocess``, which carries the project's science steps,
+as the single path's decoding workers do), and an actor pool encodes them: each actor
 loads the encoder once (a GPU per actor when the cluster has GPUs; else a few torch threads per actor,
 leaving cores to decode) and writes the shard's features to a file in the project.  This process copies
 each finished shard into the memory-mapped matrix and marks its items done (or skipped, with the
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from oddscope.core.data.images import DEFAULT_MAX_PIXELS
+from oddscope.core.data.science import NO_STEPS, ScienceSteps
 from oddscope.core.progress import as_progress, with_note
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.cluster.session import cpu_nodes, quiet_ray_data, require_ray
@@ -70,7 +71,7 @@ def decode_shard(row: dict, preprocess, max_pixels: int) -> dict:
     each item's reason for being unreadable (JSON, ``null`` where it was read)."""
     images, reasons = [], []
     for path in row["paths"]:
-        image, reason = decode_image(str(path), preprocess, preprocess.size, max_pixels)
+        image, reason = decode_image(str(path), preprocess, max_pixels)
         reasons.append(reason)
         if image is not None:
             images.append(image)
@@ -104,9 +105,9 @@ class ShardEncoder:
 
 def extract_features_on_cluster(project: Project, encoder, load_encoder, batch_size: int = 32, dtype=np.float32,
                                 max_pixels: int = DEFAULT_MAX_PIXELS, shard_size: int = SHARD_SIZE,
-                                progress=None) -> ClusterExtractionReport:
-    """Compute features for every item of ``project`` that has none yet for ``encoder``, on the Ray cluster
-    this process is connected to (:func:`.session.ray_cluster`).
+                                steps: ScienceSteps = NO_STEPS, progress=None) -> ClusterExtractionReport:
+    """Compute features for every item of ``project`` that has none yet for ``encoder`` after the science
+    ``steps``, on the Ray cluster this process is connected to (:func:`.session.ray_cluster`).
 
     ``encoder`` is loaded here for its key and preprocessing; ``load_encoder`` (picklable, no arguments)
     loads the same encoder in each actor.  Progress reports items with the shards done as a note; a
@@ -115,7 +116,7 @@ def extract_features_on_cluster(project: Project, encoder, load_encoder, batch_s
     ray = require_ray()
     quiet_ray_data()
     progress = as_progress(progress)
-    todo, plain, store = pending_items(project, encoder, dtype)
+    todo, plain, store = pending_items(project, encoder, dtype, steps)
     report = ClusterExtractionReport(plain.encoder_key, reused=plain.reused)
     folder = project.layout.feature_shards(report.encoder_key)
     if not len(todo):
@@ -146,7 +147,7 @@ def extract_features_on_cluster(project: Project, encoder, load_encoder, batch_s
     for shard in ready:
         copy_in(shard, recovered=True)
     if missing:
-        names = _encoded_shards(ray, list(missing.values()), encoder.preprocessor(), max_pixels, load_encoder,
+        names = _encoded_shards(ray, list(missing.values()), encoder.preprocessor(steps), max_pixels, load_encoder,
                                 batch_size, dtype)
         try:
             for name in names:
