@@ -38,6 +38,11 @@ class Filters:
     score_max: float | None = None
     selection: np.ndarray | None = None  # item ids
 
+    def restricts(self) -> bool:
+        """Whether any filter is set (without one, every row shows: no work to do)."""
+        return bool(self.text.strip()) or any(value is not None for value in (
+            self.tag, self.label, self.cluster, self.score_min, self.score_max, self.selection))
+
 
 class Cell(NamedTuple):
     """What one grid cell shows."""

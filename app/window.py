@@ -43,11 +43,13 @@ class MainWindow(QtWidgets.QMainWindow):
         apply_theme(QtWidgets.QApplication.instance())
         self.model = ProjectModel(self)
         self.tasks = TaskManager(self)
+        self.model.use_lane(self.tasks.lane("table"))
         self.headless = False  # scripted runs: errors are collected in .errors, never shown in a modal dialog
         self.errors: list[str] = []
 
         self.map_view = MapView()
         self.ranking = RankingView()
+        self.ranking.use_lane(self.tasks.lane("filter"))
         self.viewer = ImageViewer()
         self.neighbours = NeighboursPanel(lane=self.tasks.lane("neighbours"))
         self.banner = QtWidgets.QLabel()
