@@ -39,6 +39,10 @@ class TableState:
 def table_state(table: pd.DataFrame, progress=None) -> TableState:
     """Everything the views derive from ``table``: O(n), no sort (item ids are row numbers).
     ``progress`` (a worker task's) is unused: this takes well under the time a progress bar is for."""
+    if "tags" in table and table["tags"].dtype != object:
+        # Arrow-backed text (pandas' default) copies the whole column on every one-cell write: 0.1 s per label
+        # at a million items; Python objects take the label's tags in place
+        table = table.assign(tags=table["tags"].astype(object))
     on_map = np.isfinite(table["umap_x"].to_numpy()) & np.isfinite(table["umap_y"].to_numpy())
     ids = table.index.to_numpy()
     size = int(ids.max()) + 1 if len(table) else 0

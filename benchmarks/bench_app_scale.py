@@ -28,7 +28,9 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +74,27 @@ class Ticks:
         return worst_of_all
 
 
+class StallWatch(threading.Thread):
+    """``--why``: a thread that prints every thread's stack (the GUI thread's, and who may hold the GIL) whenever a tick is over ``GOAL_MS / 2`` late."""
+
+    def __init__(self, ticks: Ticks):
+        super().__init__(daemon=True)
+        self.ticks = ticks
+        self.gui = threading.get_ident()
+
+    def run(self) -> None:
+        reported = None
+        while True:
+            time.sleep(0.01)
+            last = self.ticks._last
+            if time.perf_counter() - last > GOAL_MS / 2000 and reported != last:
+                reported = last
+                frames = sys._current_frames()
+                stacks = [f"{'GUI' if ident == self.gui else 'worker'} thread:\n" + "".join(
+                    traceback.format_stack(frame)[-6:]) for ident, frame in frames.items() if ident != self.ident]
+                print(f"--- stall in phase {self.ticks.phase}:\n" + "".join(stacks), file=sys.stderr)
+
+
 class PaintWatch(QObject):
     """Calls ``seen`` on every paint event of the widgets it filters."""
 
@@ -90,6 +113,7 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--project", type=Path, help="write (or reuse) the project here instead of a temp folder")
     parser.add_argument("--screenshot", type=Path, help="save a PNG of the window once the project shows")
+    parser.add_argument("--why", action="store_true", help="print the GUI thread's stack during each stall")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,10 +125,10 @@ def main() -> int:
             make_project(folder, args.items, dim=1280, features="sparse")
             print(f"synthetic project of {args.items:,} items written in {time.perf_counter() - started:.1f} s")
         app = private_app(tmp)
-        return run_user(app, project_dir, args.screenshot)
+        return run_user(app, project_dir, args.screenshot, args.why)
 
 
-def run_user(app, project_dir: Path, screenshot: Path | None) -> int:
+def run_user(app, project_dir: Path, screenshot: Path | None, why: bool) -> int:
     from oddscope.app import dialogs
     from oddscope.app.main import freeze_startup_objects
     from oddscope.app.window import MainWindow
@@ -124,9 +148,11 @@ def run_user(app, project_dir: Path, screenshot: Path | None) -> int:
         wait(lambda: False, seconds)
 
     def idle() -> bool:
-        return not window.tasks.running()
+        return not window.tasks.running() and not window.model.busy and not window.ranking.filtering
 
     ticks = Ticks()
+    if why:
+        StallWatch(ticks).start()
     settle(1.0)  # the empty window's first paint is not part of opening
     painted = []
     grid = window.ranking.grid
