@@ -304,7 +304,7 @@ class ProjectModel(QObject):
 
     def apply_ranking(self, name: str, scores: np.ndarray, relevance: np.ndarray | None) -> None:
         """Re-rank and re-sort the table by per-item ``scores`` (e.g. fresh from the active learner)."""
-        if self.can_label:  # i.e. we hold the writer lock and nothing else writes through it
+        if self.can_label and RANKING.read(self.project) != name:  # we hold the writer lock; an fsync saved
             RANKING.write(self.project, name)
         self._labelled_meanwhile = []
         # a shallow copy (copy-on-write) for the worker: labels keep landing in self.table meanwhile
