@@ -79,9 +79,9 @@ class RankingTable:
         self.tags: dict[int, tuple[str, ...]] = {}
         self.has_tags = np.zeros(n, bool)
         if "tags" in df and n:
-            tags = df["tags"].astype("str").fillna("")
-            tagged = np.flatnonzero(tags.str.len().to_numpy() > 0)
-            for pos, text in zip(tagged.tolist(), tags.iloc[tagged].tolist()):
+            tags = df["tags"].fillna("").to_numpy(object)  # no text conversion of every row: few items have tags
+            tagged = np.flatnonzero(tags.astype(bool))
+            for pos, text in zip(tagged.tolist(), tags[tagged].tolist()):
                 self._set_tags(pos, text)
         self._pos_of = np.full(int(self.ids.max()) + 1 if n else 0, -1, np.int64)
         self._pos_of[self.ids] = np.arange(n)

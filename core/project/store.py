@@ -270,7 +270,9 @@ class Project:
 
     @property
     def n_items(self) -> int:
-        return self._conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        """How many items: ids are dense row numbers, so the largest id says (an index lookup, where
+        ``COUNT(*)`` scans every row: about a second at 5M items, on the app's GUI thread when it opens one)."""
+        return self._conn.execute("SELECT COALESCE(MAX(id) + 1, 0) FROM items").fetchone()[0]
 
     def items(self, with_meta: bool = True) -> pd.DataFrame:
         """All items, indexed by id, with columns path, role, status, reason (+ metadata columns)."""
