@@ -26,7 +26,6 @@ from oddscope.core.project.store import Project, ProjectError, ProjectLocked
 from oddscope.core.project.table import (
     detector_names,
     is_metadata,
-    rank_of,
     ranking_name,
     ranking_scores,
     read_project_table,
