@@ -131,14 +131,14 @@ class ProjectModel(QObject):
         if self.table is None:
             return  # closed meanwhile
         changed, self._labelled_meanwhile = np.unique(self._labelled_meanwhile).astype(np.int64), []
-        changed = changed[np.isin(changed, state.table.index.to_numpy())]
+        changed = changed[state.grid.positions(changed) >= 0]  # O(changed), not a pass over every id
         if len(changed):
             labels = self.table.loc[changed, ["label_score", "tags"]]
             state.table.loc[changed, ["label_score", "tags"]] = labels
             state.grid.update_labels(labels)
         self._set_state(state)
         if self.selection is not None:
-            self.selection = self.selection[np.isin(self.selection, state.table.index.to_numpy())]
+            self.selection = self.selection[state.grid.positions(self.selection) >= 0]
         self.table_changed.emit()
 
     def _set_state(self, state: TableState) -> None:

@@ -337,7 +337,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def is_ready(self) -> bool:
         """Loaded, idle, the current image and the first thumbnails drawn (for scripted screenshots)."""
         if (self.model.table is None or self.session.loading is not None or self.views.first_item_pending
-                or self.tasks.running("load")):
+                or self.tasks.running("load") or self.model.busy or self.ranking.filtering):
             return False
         if self.model.current is not None and not self.viewer.is_settled():
             return False
