@@ -75,7 +75,8 @@ class Ticks:
 
 
 class StallWatch(threading.Thread):
-    """``--why``: a thread that prints every thread's stack (the GUI thread's, and who may hold the GIL) whenever a tick is over ``GOAL_MS / 2`` late."""
+    """``--why``: a thread that prints every thread's stack (the GUI thread's, and whoever may hold the GIL)
+    whenever a tick is over ``GOAL_MS / 2`` late."""
 
     def __init__(self, ticks: Ticks):
         super().__init__(daemon=True)
