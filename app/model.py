@@ -5,6 +5,11 @@ to change things, so a label given in the grid shows at once in the viewer and
 on the map.  Labels are written through the store first (durable when the call
 returns), then only the touched rows of the in-memory table are updated: cheap
 at a million rows, where rebuilding the table would take seconds.
+
+At survey scale (:data:`ASYNC_ITEMS` and more) a new table - opened, re-analysed
+or re-sorted by another ranking - is prepared in a worker thread
+(:mod:`oddscope.app.table_state`) and swapped in when ready; meanwhile the views
+keep showing the previous one and :attr:`ProjectModel.busy` is True.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import numpy as np
 import pandas as pd
 from PySide6.QtCore import QObject, Signal
 
+from oddscope.app.table_state import TableState, reranked_state, table_state
+from oddscope.app.worker import Lane, Task
 from oddscope.core.data.science import NONE
 from oddscope.core.models.registry import RANKERS
 from oddscope.core.project.layout import (
@@ -28,12 +35,13 @@ from oddscope.core.project.store import Project, ProjectError, ProjectLocked
 from oddscope.core.project.table import (
     detector_names,
     is_metadata,
-    rank_of,
     ranking_name,
     ranking_scores,
     read_project_table,
 )
 
+# Tables of this many items and more are prepared and re-sorted in a worker (below: at once, a few ms)
+ASYNC_ITEMS = 50_000
 MAX_CATEGORIES = 60  # a text metadata column with more distinct values is not offered as a colouring
 
 
@@ -59,12 +67,37 @@ class ProjectModel(QObject):
         super().__init__(parent)
         self.project: Project | None = None
         self.table: pd.DataFrame | None = None
+        self.state: TableState | None = None  # the table and what the views derive from it
         self.current: int | None = None
         self.selection: np.ndarray | None = None
         self.map_ids = np.empty(0, np.int64)  # items on the map, in map point order
         self._map_rows = np.empty(0, np.int64)  # their rows in self.table
         self._map_pos = np.empty(0, np.int64)  # item id -> map position (-1: not on the map)
         self._suspended = False  # the writer lock is lent to a background task (analysis, label import)
+        self._lane: Lane | None = None  # where large tables are prepared (None: always at once)
+        self._pending_project: Project | None = None  # opened, its table still being prepared
+        self._labelled_meanwhile: list[int] = []  # label changes while a re-sorted table is prepared
+
+    def use_lane(self, lane: Lane) -> None:
+        """Prepare tables of :data:`ASYNC_ITEMS` items and more as tasks in ``lane`` (latest wins)."""
+        self._lane = lane
+
+    @property
+    def busy(self) -> bool:
+        """A new table is being prepared in the background (the views still show the previous one)."""
+        return self._lane is not None and bool(self._lane.tasks())
+
+    def _prepare(self, fn, table: pd.DataFrame, *args, then) -> None:
+        """``then(fn(table, *args))`` on the GUI thread: at once for a small table, else from a worker task.
+
+        A newer request supersedes an older one (the lane is latest-wins).
+        """
+        if self._lane is None or len(table) < ASYNC_ITEMS:
+            then(fn(table, *args))
+            return
+        task = Task("table", "Preparing the table", fn, table, *args)
+        task.finished.connect(then)
+        self._lane.submit(task)
 
     # ------------------------------------------------------------------ opening
     def open(self, root, writable: bool = True) -> None:
@@ -72,43 +105,56 @@ class ProjectModel(QObject):
         self.set_loaded(Project.open(root, writable=writable), read_project_table(root))
 
     def set_loaded(self, project: Project, table: pd.DataFrame) -> None:
-        """Show ``project`` with its ``table`` (read in a worker: :func:`read_project_table`)."""
+        """Show ``project`` with its ``table`` (read in a worker: :func:`read_project_table`); ``loaded`` is
+        emitted once the table is prepared (at once for a small one)."""
         self.close()
-        self.project, self.table = project, table
-        self._index_map()
+        self._pending_project = project
+        self._prepare(table_state, table, then=self._show_loaded)
+
+    def _show_loaded(self, state: TableState) -> None:
+        project, self._pending_project = self._pending_project, None
+        if project is None:
+            return  # closed meanwhile
+        self.project = project
+        self._set_state(state)
         self.loaded.emit()
         self.labelling_changed.emit(self.can_label)
 
     def close(self) -> None:
-        if self.project is not None:
-            self.project.close()
-        self.project = self.table = None
+        if self._lane is not None:
+            self._lane.cancel_all()  # a table being prepared is for the project closing now
+        for project in (self.project, self._pending_project):
+            if project is not None:
+                project.close()
+        self.project = self._pending_project = self.table = self.state = None
         self.current = self.selection = None
         self._suspended = False
+        self._labelled_meanwhile = []
         self.map_ids = self._map_rows = self._map_pos = np.empty(0, np.int64)
 
     def set_table(self, table: pd.DataFrame) -> None:
         """A table rebuilt after the analysis changed (new scores, map, clusters)."""
-        self.table = table
-        self._index_map()
+        self._labelled_meanwhile = []
+        self._prepare(table_state, table, then=self._swap)
+
+    def _swap(self, state: TableState) -> None:
+        """Show a newly prepared table, with the label changes made while it was prepared."""
+        if self.table is None:
+            return  # closed meanwhile
+        changed, self._labelled_meanwhile = np.unique(self._labelled_meanwhile).astype(np.int64), []
+        changed = changed[state.grid.positions(changed) >= 0]  # O(changed), not a pass over every id
+        if len(changed):
+            labels = self.table.loc[changed, ["label_score", "tags"]]
+            state.table.loc[changed, ["label_score", "tags"]] = labels
+            state.grid.update_labels(labels)
+        self._set_state(state)
         if self.selection is not None:
-            self.selection = self.selection[np.isin(self.selection, table.index.to_numpy())]
+            self.selection = self.selection[state.grid.positions(self.selection) >= 0]
         self.table_changed.emit()
 
-    def _index_map(self) -> None:
-        """Map points are the items with a map position, in id order; O(n) (no sort: ids are row numbers)."""
-        t = self.table
-        on_map = np.isfinite(t["umap_x"].to_numpy()) & np.isfinite(t["umap_y"].to_numpy())
-        ids = t.index.to_numpy()
-        size = int(ids.max()) + 1 if len(t) else 0
-        row_of = np.full(size, -1, np.int64)
-        row_of[ids] = np.arange(len(ids))
-        shown = np.zeros(size, bool)
-        shown[ids[on_map]] = True
-        self.map_ids = np.flatnonzero(shown)
-        self._map_rows = row_of[self.map_ids]
-        self._map_pos = np.full(size, -1, np.int64)
-        self._map_pos[self.map_ids] = np.arange(len(self.map_ids))
+    def _set_state(self, state: TableState) -> None:
+        self.state, self.table = state, state.table
+        self.map_ids, self._map_rows, self._map_pos = state.map_ids, state.map_rows, state.map_pos
 
     @property
     def is_open(self) -> bool:
@@ -146,7 +192,7 @@ class ProjectModel(QObject):
 
     # ----------------------------------------------------------------- the map
     def map_xy(self) -> np.ndarray:
-        return self.table[["umap_x", "umap_y"]].to_numpy(np.float32)[self._map_rows]
+        return self.state.xy
 
     def map_position(self, item_id: int | None) -> int | None:
         if item_id is None or not 0 <= item_id < len(self._map_pos) or self._map_pos[item_id] < 0:
@@ -227,6 +273,9 @@ class ProjectModel(QObject):
             if item_id in self.table.index:
                 self.table.at[item_id, "label_score"] = np.nan if score is None else float(score)
                 self.table.at[item_id, "tags"] = ";".join(tags)
+        if self.busy:
+            self._labelled_meanwhile.extend(int(i) for i in ids)
+        self.state.grid.update_labels(self.table.loc[np.asarray(ids, np.int64), ["label_score", "tags"]])
         self.labels_changed.emit(np.asarray(ids, np.int64))
 
     def label_of(self, item_id: int) -> tuple[int | None, list[str]]:
@@ -235,8 +284,13 @@ class ProjectModel(QObject):
         return (None if pd.isna(score) else int(score)), [t for t in str(row["tags"]).split(";") if t]
 
     def labelled_count(self) -> int:
-        t = self.table
-        return 0 if t is None else int((t["label_score"].notna() | (t["tags"] != "")).sum())
+        grid = self.state.grid if self.state is not None else None
+        return 0 if grid is None else int((np.isfinite(grid.label_score) | grid.has_tags).sum())
+
+    @property
+    def n_ok(self) -> int:
+        """Items whose status is "ok" (computed with the table, not per call: a string scan at 5M is slow)."""
+        return 0 if self.state is None else self.state.n_ok
 
     def all_tags(self) -> list[str]:
         return self.project.all_tags() if self.project is not None else []
@@ -260,25 +314,11 @@ class ProjectModel(QObject):
 
     def apply_ranking(self, name: str, scores: np.ndarray, relevance: np.ndarray | None) -> None:
         """Re-rank and re-sort the table by per-item ``scores`` (e.g. fresh from the active learner)."""
-        if self.can_label:  # i.e. we hold the writer lock and nothing else writes through it
+        if self.can_label and RANKING.read(self.project) != name:  # we hold the writer lock; an fsync saved
             RANKING.write(self.project, name)
-        padded = np.full(int(self.table.index.max()) + 1, np.nan)
-        padded[: len(scores)] = scores[: len(padded)]
-        ranks = rank_of(padded)
-        ids = self.table.index.to_numpy()
-        key = ranks[ids]
-        self.table["anomaly_score"] = padded[ids]
-        self.table["rank"] = key
-        if relevance is not None:
-            self.table["predicted_relevance"] = np.asarray(relevance, np.float64)[ids]
-        # rows by rank, unranked (0) last in their present order: ranks are distinct, so a scatter sorts them
-        slot = np.full(len(padded) + 1, -1, np.int64)
-        ranked = np.flatnonzero(key > 0)
-        slot[key[ranked]] = ranked
-        order = np.concatenate([slot[slot >= 0], np.flatnonzero(key == 0)])
-        self.table = self.table.iloc[order]
-        self._index_map()
-        self.table_changed.emit()
+        self._labelled_meanwhile = []
+        # a shallow copy (copy-on-write) for the worker: labels keep landing in self.table meanwhile
+        self._prepare(reranked_state, self.table.copy(deep=False), scores, relevance, then=self._swap)
 
     # ---------------------------------------------------------------- colouring
     def color_choices(self) -> list[tuple[str, str]]:

@@ -30,11 +30,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from oddscope.app import model as project_model
 from oddscope.app.ranking_cells import DEFAULT_THUMB, CellDelegate, RankingModel
 from oddscope.app.ranking_table import LABEL_CHOICES, Filters, RankingTable
 from oddscope.app.thumbs import ThumbnailCache
+from oddscope.app.worker import Lane, Task
 
 TEXT_DEBOUNCE_MS = 200  # typing "galaxy" filters once, not six times
+
+
+def _filtered(table: RankingTable, filters: Filters, progress=None) -> np.ndarray:
+    """Task function (worker thread): the positions ``filters`` keep."""
+    return table.filter(filters)
 
 
 class RankingGrid(QTableView):
@@ -137,6 +144,7 @@ class RankingView(QWidget):
         self.grid.selectionModel().currentChanged.connect(self._on_current_index)
         self.grid.activated.connect(self._on_activated)
         self._current: int | None = None
+        self._lane: Lane | None = None  # where large tables are filtered (None: always at once)
         self._quiet = False
         self._selection: np.ndarray | None = None
         self._build_filter_bar()
@@ -282,10 +290,31 @@ class RankingView(QWidget):
             widget.blockSignals(False)
         self._apply_filters()
 
+    def use_lane(self, lane: Lane) -> None:
+        """Filter tables of :data:`~oddscope.app.model.ASYNC_ITEMS` items and more as tasks in ``lane``
+        (latest wins: typing on supersedes the search for the text before)."""
+        self._lane = lane
+
+    @property
+    def filtering(self) -> bool:
+        """Filters are being applied in the background (the grid shows the previous result meanwhile)."""
+        return self._lane is not None and bool(self._lane.tasks())
+
     def _apply_filters(self) -> None:
         self._text_timer.stop()
+        table, filters = self.model.table, self.filters()
+        if self._lane is None or len(table) < project_model.ASYNC_ITEMS or not filters.restricts():
+            self._show_filtered(table, table.filter(filters))
+            return
+        task = Task("filter", "Filtering", _filtered, table, filters)
+        task.finished.connect(lambda order: self._show_filtered(table, order))
+        self._lane.submit(task)
+
+    def _show_filtered(self, table: RankingTable, order: np.ndarray) -> None:
+        if table is not self.model.table:
+            return  # filtered a table that has been replaced meanwhile
         current = self._current
-        self.model.set_order(self.model.table.filter(self.filters()))
+        self.model.set_order(order)
         self._restore_current(current)
         self._show_count()
 
@@ -304,14 +333,15 @@ class RankingView(QWidget):
         self.delegate.thumb_size = cache.size if cache is not None else DEFAULT_THUMB
         self.grid.set_cell_size(self.delegate.cell_size(self.grid.font()))
 
-    def set_table(self, df: pd.DataFrame) -> None:
-        """Show a table like ``project_table`` (index item_id, in ranking order); filters that still apply stay."""
+    def set_table(self, table: pd.DataFrame | RankingTable) -> None:
+        """Show a table like ``project_table`` (index item_id, in ranking order), or its :class:`RankingTable`
+        already built (off the GUI thread); filters that still apply stay (applied in the background at scale)."""
         current = self._current
-        self.model.set_table(RankingTable(df), np.empty(0, np.int64))
+        table = table if isinstance(table, RankingTable) else RankingTable(table)
+        self.model.set_table(table, np.arange(len(table)))  # every item until the filters are applied
         self._fill_choices()
-        self.model.set_order(self.model.table.filter(self.filters()))
         self._restore_current(current)
-        self._show_count()
+        self._apply_filters()
 
     def update_labels(self, labels: pd.DataFrame) -> None:
         """Refresh label badges in place (scroll position and current item stay).

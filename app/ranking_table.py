@@ -38,6 +38,11 @@ class Filters:
     score_max: float | None = None
     selection: np.ndarray | None = None  # item ids
 
+    def restricts(self) -> bool:
+        """Whether any filter is set (without one, every row shows: no work to do)."""
+        return bool(self.text.strip()) or any(value is not None for value in (
+            self.tag, self.label, self.cluster, self.score_min, self.score_max, self.selection))
+
 
 class Cell(NamedTuple):
     """What one grid cell shows."""
@@ -74,9 +79,9 @@ class RankingTable:
         self.tags: dict[int, tuple[str, ...]] = {}
         self.has_tags = np.zeros(n, bool)
         if "tags" in df and n:
-            tags = df["tags"].astype("str").fillna("")
-            tagged = np.flatnonzero(tags.str.len().to_numpy() > 0)
-            for pos, text in zip(tagged.tolist(), tags.iloc[tagged].tolist()):
+            tags = df["tags"].fillna("").to_numpy(object)  # no text conversion of every row: few items have tags
+            tagged = np.flatnonzero(tags.astype(bool))
+            for pos, text in zip(tagged.tolist(), tags[tagged].tolist()):
                 self._set_tags(pos, text)
         self._pos_of = np.full(int(self.ids.max()) + 1 if n else 0, -1, np.int64)
         self._pos_of[self.ids] = np.arange(n)

@@ -35,7 +35,7 @@ class StatusLabels:
             self.labelled.clear()
             self.encoder.clear()
             return
-        ok = int((table["status"] == "ok").sum())
+        ok = model.n_ok
         skipped = len(table) - ok
         self.items.setText(f"{len(table):,} images" + (f" ({skipped:,} skipped)" if skipped else ""))
         self.labelled.setText(f"{model.labelled_count():,} labelled{waiting}")

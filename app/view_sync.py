@@ -155,7 +155,7 @@ class ViewSync(QtCore.QObject):
         if table is None:
             return
         current = self.model.current
-        self.ranking.set_table(table)
+        self.ranking.set_table(self.model.state.grid)
         xy = self.model.map_xy()
         if self._shown_xy is None or not np.array_equal(xy, self._shown_xy):  # a new map, not a re-sort
             self._shown_xy = xy

@@ -43,11 +43,13 @@ class MainWindow(QtWidgets.QMainWindow):
         apply_theme(QtWidgets.QApplication.instance())
         self.model = ProjectModel(self)
         self.tasks = TaskManager(self)
+        self.model.use_lane(self.tasks.lane("table"))
         self.headless = False  # scripted runs: errors are collected in .errors, never shown in a modal dialog
         self.errors: list[str] = []
 
         self.map_view = MapView()
         self.ranking = RankingView()
+        self.ranking.use_lane(self.tasks.lane("filter"))
         self.viewer = ImageViewer()
         self.neighbours = NeighboursPanel(lane=self.tasks.lane("neighbours"))
         self.banner = QtWidgets.QLabel()
@@ -335,7 +337,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def is_ready(self) -> bool:
         """Loaded, idle, the current image and the first thumbnails drawn (for scripted screenshots)."""
         if (self.model.table is None or self.session.loading is not None or self.views.first_item_pending
-                or self.tasks.running("load")):
+                or self.tasks.running("load") or self.model.busy or self.ranking.filtering):
             return False
         if self.model.current is not None and not self.viewer.is_settled():
             return False

@@ -14,8 +14,8 @@ Tasks run in named :class:`Lane` s, each with its own threads, so one sort of
 work never queues behind another (thumbnails behind an index build, say):
 ``project`` holds the status bar's tasks (:class:`TaskManager`, at most one per
 kind), ``interactive`` short jobs like thumbnails, and the latest-wins lanes
-(``neighbours``, ``learner``, ``map``, ``pixel_maps``) run only the newest request.  Tasks have
-no Qt parent: a registry on the GUI thread keeps each one alive until a while
+(``neighbours``, ``learner``, ``map``, ``pixel_maps``, ``table``, ``filter``) run only the newest
+request.  Tasks have no Qt parent: a registry on the GUI thread keeps each one alive until a while
 after it ended, so none is ever destroyed on a worker thread while its queued
 signals are in flight (that crashed the interpreter).
 """
@@ -41,6 +41,8 @@ LANES = {  # name: (threads, latest wins)
     "neighbours": (1, True),  # one thread: two first lookups never build the same index twice
     "learner": (1, True),  # active-learning refits: only the newest labels matter
     "map": (1, True),  # the map's picking index, for the points shown now
+    "table": (1, True),  # a large project table prepared or re-sorted (opening, a new ranking)
+    "filter": (1, True),  # the ranking grid's filters over a large table
     "pixel_maps": (1, True),  # the anomaly map of the image on screen
     "defects": (1, False),  # painted defect masks: read and written in the order asked
 }

@@ -27,33 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from _qt import private_app  # also selects the offscreen platform
-
-
-def make_project(root: Path, n: int, dim: int = 64, seed: int = 0) -> Path:
-    """A project of ``n`` items with features, an anomaly score and a map, written through the real store."""
-    from oddscope.core.project.features import FeatureStore
-    from oddscope.core.project.layout import ENCODER, MAP_ARRAY, RANKING, TEST_IDS, score_array
-    from oddscope.core.project.store import Project
-
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(scale=3.0, size=(20, 8))
-    z = centres[rng.integers(20, size=n)] + rng.normal(size=(n, 8))
-    X = (z @ rng.normal(size=(8, dim)) + 0.3 * rng.normal(size=(n, dim))).astype(np.float32)
-    anomaly = np.linalg.norm(z - centres[np.argmin(((z[:, None] - centres) ** 2).sum(-1), 1)], axis=1)
-    key = "synthetic-64"
-    with Project.create(root / "project") as project:
-        project.add_items([root / "images" / f"im{i:07d}.png" for i in range(n)])
-        ids = np.arange(n)
-        store = FeatureStore(project.layout.features(key), dim)
-        store.open(n)
-        store.write_rows(ids, X)
-        project.mark_features_done(key, ids)
-        ENCODER.write(project, {"spec": "synthetic", "weights": "none (benchmark data)", "key": key})
-        project.save_array(TEST_IDS, ids)
-        project.save_array(score_array("knn"), anomaly.astype(np.float32))
-        project.save_array(MAP_ARRAY, (z[:, :2] + 0.1 * rng.normal(size=(n, 2))).astype(np.float32))
-        RANKING.write(project, "knn")
-    return root / "project"
+from synthetic_project import make_project
 
 
 def main() -> int:

@@ -220,10 +220,24 @@ class Project:
         return p if p.is_absolute() else Path(os.path.normpath(self.root / p))
 
     def resolve_all(self, stored) -> list[str]:
-        """:meth:`resolve` for many paths, as strings: plain string operations, some
-        fifty times faster than pathlib, which matters at a million items."""
+        """:meth:`resolve` for many paths, as strings.
+
+        Each distinct folder is resolved once and the file names appended: at millions of items (a few
+        folders each) that is several times faster than resolving every path, and pathlib is slower still.
+        """
         root = str(self.root)
-        return [s if os.path.isabs(s) else os.path.normpath(os.path.join(root, s)) for s in stored]
+        folders: dict[str, str | None] = {}  # stored folder -> resolved folder (None: absolute, kept as stored)
+        out = []
+        for s in stored.tolist() if hasattr(stored, "tolist") else stored:
+            head, _, name = s.rpartition("/")
+            if name in ("", ".", ".."):  # not a plain file name: the folder alone does not say where it is
+                out.append(s if os.path.isabs(s) else os.path.normpath(os.path.join(root, s)))
+                continue
+            if head not in folders:
+                folders[head] = None if os.path.isabs(s) else os.path.normpath(os.path.join(root, head))
+            folder = folders[head]
+            out.append(s if folder is None else os.path.join(folder, name))
+        return out
 
     def add_items(self, paths, role: str = "test", metas=None) -> int:
         """Register image files; already known paths are kept (their metadata updated). Returns how many are new."""
@@ -256,14 +270,18 @@ class Project:
 
     @property
     def n_items(self) -> int:
-        return self._conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        """How many items: ids are dense row numbers, so the largest id says (an index lookup, where
+        ``COUNT(*)`` scans every row: about a second at 5M items, on the app's GUI thread when it opens one)."""
+        return self._conn.execute("SELECT COALESCE(MAX(id) + 1, 0) FROM items").fetchone()[0]
 
     def items(self, with_meta: bool = True) -> pd.DataFrame:
         """All items, indexed by id, with columns path, role, status, reason (+ metadata columns)."""
         df = pd.read_sql_query(f"SELECT id, {', '.join(ITEM_COLUMNS)}, meta FROM items ORDER BY id",
                                self._conn, index_col="id")
         if with_meta and len(df):
-            meta = pd.DataFrame([json.loads(m) for m in df.pop("meta")], index=df.index)
+            text = df.pop("meta").to_numpy(object)
+            given = np.flatnonzero(text != "{}")  # most items have none: no JSON to parse for them
+            meta = pd.DataFrame([json.loads(m) for m in text[given]], index=df.index[given])
             meta = meta.drop(columns=[c for c in meta.columns if c in ITEM_COLUMNS])
             df = df.join(meta)
         else:

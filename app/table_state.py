@@ -1,0 +1,88 @@
+"""The project table with everything the views derive from it, built in one go - off the GUI thread at scale.
+
+At millions of items each derived piece (the grid's arrays, the map's point order
+and coordinates, the status counts, pandas' id lookup) takes a sizeable fraction
+of a second, and a re-sort of the table itself (a new ranking, a refit of the
+active learner) takes seconds.  :func:`table_state` and :func:`reranked` are
+plain functions with no Qt, so :class:`~oddscope.app.model.ProjectModel` runs
+them in a worker thread and swaps the finished :class:`TableState` in at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from oddscope.app.ranking_table import RankingTable
+from oddscope.core.project.table import rank_of
+
+
+@dataclass(frozen=True)
+class TableState:
+    """A table (index item id, in ranking order) and what the views read from it."""
+
+    table: pd.DataFrame
+    grid: RankingTable  # the ranking grid's arrays, in the table's order
+    map_ids: np.ndarray  # items on the map, in map point order (id order)
+    map_rows: np.ndarray  # their rows in ``table``
+    map_pos: np.ndarray  # item id -> map position (-1: not on the map)
+    xy: np.ndarray  # (n points, 2) float32 map coordinates, in map point order
+    n_ok: int  # items whose status is "ok"
+
+    @property
+    def n_items(self) -> int:
+        return len(self.table)
+
+
+def table_state(table: pd.DataFrame, progress=None) -> TableState:
+    """Everything the views derive from ``table``: O(n), no sort (item ids are row numbers).
+    ``progress`` (a worker task's) is unused: this takes well under the time a progress bar is for."""
+    if "tags" in table and table["tags"].dtype != object:
+        # Arrow-backed text (pandas' default) copies the whole column on every one-cell write: 0.1 s per label
+        # at a million items; Python objects take the label's tags in place
+        table = table.assign(tags=table["tags"].astype(object))
+    on_map = np.isfinite(table["umap_x"].to_numpy()) & np.isfinite(table["umap_y"].to_numpy())
+    ids = table.index.to_numpy()
+    size = int(ids.max()) + 1 if len(table) else 0
+    row_of = np.full(size, -1, np.int64)
+    row_of[ids] = np.arange(len(ids))
+    shown = np.zeros(size, bool)
+    shown[ids[on_map]] = True
+    map_ids = np.flatnonzero(shown)
+    map_rows = row_of[map_ids]
+    map_pos = np.full(size, -1, np.int64)
+    map_pos[map_ids] = np.arange(len(map_ids))
+    xy = table[["umap_x", "umap_y"]].to_numpy(np.float32)[map_rows]
+    if len(ids):
+        table.index.get_loc(ids[0])  # builds pandas' id lookup here, not on the GUI thread at a first click
+    n_ok = int((table["status"] == "ok").sum()) if "status" in table else len(table)
+    return TableState(table, RankingTable(table), map_ids, map_rows, map_pos, xy, n_ok)
+
+
+def reranked(table: pd.DataFrame, scores: np.ndarray, relevance: np.ndarray | None) -> pd.DataFrame:
+    """``table`` re-ranked by per-item ``scores`` (higher first) and sorted by the new rank, unranked last
+    in their present order; ``relevance`` (per item, or None) becomes ``predicted_relevance``."""
+    table = table.copy(deep=False)  # copy-on-write: the caller's table is left as it was
+    padded = np.full(int(table.index.max()) + 1, np.nan)
+    padded[: len(scores)] = scores[: len(padded)]
+    ranks = rank_of(padded)
+    ids = table.index.to_numpy()
+    key = ranks[ids]
+    table["anomaly_score"] = padded[ids]
+    table["rank"] = key
+    if relevance is not None:
+        table["predicted_relevance"] = np.asarray(relevance, np.float64)[ids]
+    # rows by rank, unranked (0) last in their present order: ranks are distinct, so a scatter sorts them
+    slot = np.full(len(padded) + 1, -1, np.int64)
+    ranked = np.flatnonzero(key > 0)
+    slot[key[ranked]] = ranked
+    order = np.concatenate([slot[slot >= 0], np.flatnonzero(key == 0)])
+    return table.iloc[order]
+
+
+def reranked_state(table: pd.DataFrame, scores: np.ndarray, relevance: np.ndarray | None,
+                   progress=None) -> TableState:
+    """:func:`table_state` of :func:`reranked` (one worker task; ``progress`` is the task's, unused)."""
+    return table_state(reranked(table, scores, relevance))
