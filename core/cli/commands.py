@@ -16,6 +16,7 @@ from oddscope.core.progress import Cancelled
 from oddscope.core.project.csv_paths import PATH_RULE
 from oddscope.core.project.layout import ENCODER, RANKING, RAW_SPACE, space_name, split_space
 from oddscope.core.project.store import Project
+from oddscope.core.workflows.cluster.blocks import FIT_SAMPLE
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,6 +44,9 @@ def main():
 @click.option("--detectors", default=None, help=f"Comma-separated detectors among {', '.join(DETECTORS)} "
                                                 f"(default: {', '.join(DETECTORS.standard())}).")
 @click.option("-k", "k", default=5, show_default=True, help="Neighbours for the kNN detectors.")
+@click.option("--knn-pca", type=click.IntRange(min=1), default=None, metavar="N",
+              help="The kNN detectors index the features reduced by PCA to N dimensions (approximate neighbours; "
+                   "an index of 10^7 1280-d items needs ~50 GB, at N=128 ~7 GB).")
 @click.option("--max-pixels", type=int, default=None, help="Skip images larger than this many pixels (default 100M).")
 @click.option("--no-map", is_flag=True, help="Skip the UMAP map.")
 @click.option("--no-clusters", is_flag=True, help="Skip clustering.")
@@ -50,10 +54,13 @@ def main():
               help="Run on Ray: `local` starts it on this machine, `auto` joins this machine's cluster (or "
                    "starts a local one), ray://HOST:PORT connects. Every node must see the images and the "
                    "project. Needs pip install 'oddscope[cluster]'.")
+@click.option("--fit-sample", type=click.IntRange(min=1), default=FIT_SAMPLE, show_default=True, metavar="N",
+              help="With --cluster: the detectors other than kNN and the map are fitted on a seeded sample of N "
+                   "items and applied to the rest in parallel (recorded in the project's runs).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @friendly_errors
 def index(images, project_dir, reference, encoder, weights, device, runtime, batch_size, workers, dtype, detectors,
-          k, max_pixels, no_map, no_clusters, cluster, quiet):
+          k, knn_pca, max_pixels, no_map, no_clusters, cluster, fit_sample, quiet):
     """Index IMAGES (a folder, searched recursively, or a CSV manifest with a `path` column) into a project:
     features, every detector's scores, the map and clusters. Run it again to add new images: only those
     are encoded."""
@@ -64,7 +71,8 @@ def index(images, project_dir, reference, encoder, weights, device, runtime, bat
     chosen = tuple(d.strip() for d in detectors.split(",")) if detectors else DETECTORS.standard()
     options = IndexOptions(encoder=encoder, weights=weights, device=device, runtime=runtime, k=k,
                            batch_size=batch_size, workers=workers, dtype=dtype, max_pixels=max_pixels,
-                           make_map=not no_map, make_clusters=not no_clusters, detectors=chosen, cluster=cluster)
+                           make_map=not no_map, make_clusters=not no_clusters, detectors=chosen, cluster=cluster,
+                           fit_sample=fit_sample, knn_pca=knn_pca)
     bars = Bars(quiet)
     with Project.create(project_dir) as project:
         try:

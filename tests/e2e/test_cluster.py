@@ -1,6 +1,5 @@
 """`oddscope index --cluster` on a local Ray gives what one process gives, resumes after a kill, and says how
 to install Ray when it is missing (issue 12)."""
-import logging
 import sys
 from functools import partial
 
@@ -23,15 +22,6 @@ from oddscope.core.workflows.pipeline import IndexOptions, add_source, index_ima
 N_IMAGES = 40
 SHARD_SIZE = 8  # 41 items (one unreadable): 6 shards
 STOP_AFTER = 2  # shards copied in before the simulated kill
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
