@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from oddscope.core.cli.common import PROJECT, Bars, friendly_errors
+from oddscope.core.cli.common import PROJECT, Bars, ImageSource, friendly_errors
 from oddscope.core.cli.guidance import evaluate_guidance, guidance
 from oddscope.core.cli.maps import evaluate_segmentation, maps
 from oddscope.core.models.registry import DEFAULT_ENCODER, DETECTORS, ENCODERS, METRICS, RANKERS, RUNTIMES
@@ -26,7 +26,7 @@ def main():
 
 
 @main.command()
-@click.argument("images", required=False, type=click.Path(exists=True))
+@click.argument("images", required=False, type=ImageSource())
 @PROJECT
 @click.option("--reference", type=click.Path(exists=True),
               help="Folder or CSV of known-normal images: test images are scored against them.")
@@ -61,7 +61,8 @@ def main():
 @friendly_errors
 def index(images, project_dir, reference, encoder, weights, device, runtime, batch_size, workers, dtype, detectors,
           k, knn_pca, max_pixels, no_map, no_clusters, cluster, fit_sample, quiet):
-    """Index IMAGES (a folder, searched recursively, or a CSV manifest with a `path` column) into a project:
+    """Index IMAGES (a folder, searched recursively, or a CSV manifest with a `path` column; either may be an
+    fsspec URL such as s3://bucket/prefix, with pip install 'oddscope[cloud]') into a project:
     features, every detector's scores, the map and clusters. Run it again to add new images: only those
     are encoded."""
     from oddscope.core.workflows.pipeline import IndexOptions, NotEnoughImages, index_images

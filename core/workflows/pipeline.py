@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from oddscope.core.data.ingest import ScanResult, read_manifest, scan_folder
+from oddscope.core.data.remote import is_url
 from oddscope.core.models.clustering import cluster_all
 from oddscope.core.models.projection import MapProjection
 from oddscope.core.models.registry import DEFAULT_DETECTORS, DEFAULT_ENCODER
@@ -85,6 +86,13 @@ def collect(source) -> ScanResult:
     return scan_folder(source, skip_folders_with=(DB_NAME,))
 
 
+def _source_folder(source) -> Path | str:
+    """The folder of the images ``source`` names: itself, or a manifest's folder (a URL stays a URL)."""
+    if is_url(source):
+        return source.rsplit("/", 1)[0] if source.lower().endswith(".csv") else source
+    return Path(source).parent if Path(source).is_file() else source
+
+
 def add_source(project: Project, source, role: str = "test") -> tuple[int, list]:
     """Register the images of ``source``; files unusable at a glance are stored as skipped.
 
@@ -93,7 +101,7 @@ def add_source(project: Project, source, role: str = "test") -> tuple[int, list]
     """
     scan = collect(source)
     if role == "test":
-        remember_image_root(project, Path(source).parent if Path(source).is_file() else source)
+        remember_image_root(project, _source_folder(source))
     n_new = project.add_items(scan.paths, role=role, metas=scan.metas)
     if scan.skipped:
         project.add_items([p for p, _ in scan.skipped], role=role)
