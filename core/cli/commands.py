@@ -116,8 +116,10 @@ def _print_summary(project: Project, summary) -> None:
     click.echo(f"Items     {summary.n_items} ({summary.n_new} new{skipped}); features computed {ext.computed}, "
                f"reused {ext.reused}" + (f", {ext.images_per_second:.1f} img/s" if ext.computed else ""))
     if hasattr(ext, "shards"):  # a cluster run
+        startup = (f"; start-up {ext.startup_seconds:.1f}s (to the first shard), then "
+                   f"{ext.steady_images_per_second:.1f} img/s" if ext.steady_images_per_second else "")
         click.echo(f"Cluster   {ext.shards} shard(s); {ext.shards_recovered} finished by an interrupted run "
-                   f"({ext.recovered} items) were copied in, not computed again")
+                   f"({ext.recovered} items) were copied in, not computed again{startup}")
     kept = (" (analysis kept: no image added, removed or changed and the same options, so the scores, map "
             "and clusters are up to date)" if summary.analysis_kept else "")
     click.echo(f"Mode      {summary.mode}{kept}")

@@ -85,6 +85,8 @@ def test_a_stopped_cluster_run_resumes_computing_only_the_missing_shards(resumed
     assert report.shards == -(-n_items // SHARD_SIZE) - STOP_AFTER  # the copied shards are not pending any more
     assert report.shards_recovered == len(resumed["left"])  # finished but not copied: read, not computed again
     assert report.computed + report.recovered + len(report.skipped) == pending
+    assert (report.startup_seconds > 0) == (report.computed > 0)  # the start-up, reported apart
+    assert report.startup_items <= report.computed
     with Project.open(resumed["root"]) as project:
         assert not project.layout.feature_shards(resumed["key"]).exists()
         assert len(project.features_done(resumed["key"])) == N_IMAGES

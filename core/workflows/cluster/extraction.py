@@ -43,6 +43,16 @@ class ClusterExtractionReport(ExtractionReport):
     shards: int = 0
     shards_recovered: int = 0
     recovered: int = 0
+    # Start-up apart from throughput: seconds until this run's first computed shard was copied in (Ray Data's
+    # start, the actors' encoder load, one shard's decode and encode), and the items of that shard.
+    startup_seconds: float = 0.0
+    startup_items: int = 0
+
+    @property
+    def steady_images_per_second(self) -> float:
+        """Images per second after the start-up (0 when a single shard was computed)."""
+        after = self.seconds - self.startup_seconds
+        return (self.computed - self.startup_items) / after if after > 0 and self.startup_seconds else 0.0
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,8 @@ def extract_features_on_cluster(project: Project, encoder, load_encoder, batch_s
             report.shards_recovered += 1
         shards_done, items_done = shards_done + 1, items_done + len(ids)
         report.seconds = time.perf_counter() - start
+        if not recovered and not report.startup_seconds:
+            report.startup_seconds, report.startup_items = report.seconds, len(features)
         progress.update(with_note("features", f"{shards_done}/{len(shards)} shards"), items_done, len(todo))
 
     progress.update(with_note("features", f"0/{len(shards)} shards"), 0, len(todo))
