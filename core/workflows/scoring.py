@@ -14,6 +14,8 @@ from oddscope.core.project.layout import score_array, space_name
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.retrieval import save_index
 
+RUN_FACTS = ("mode", "fit_rows")  # recorded with a detector run's params, but not constructor arguments
+
 
 def score_detectors(project: Project, detectors: dict, X: np.ndarray, memory: np.ndarray, test_ids: np.ndarray,
                     key: str, mode: str, space: str | None = None, run=None, progress=None,
@@ -44,6 +46,12 @@ def score_detectors(project: Project, detectors: dict, X: np.ndarray, memory: np
                            seconds)
         timings[array] = seconds
     progress.update("scores", len(detectors), len(detectors))
+
+
+def constructor_params(params: dict) -> dict:
+    """A detector run's recorded params without what :func:`score_detectors` adds about the run (the mode, the
+    rows of a fit sample): the arguments that make the same detector again."""
+    return {k: v for k, v in params.items() if k not in RUN_FACTS}
 
 
 def fit_and_score(detector, X: np.ndarray, memory: np.ndarray, exclude_self: bool) -> np.ndarray:

@@ -10,6 +10,7 @@ from oddscope.core.workflows.cluster.blocks import map_blocks, sample_rows
 from oddscope.core.workflows.cluster.mapping import map_on_cluster
 from oddscope.core.workflows.cluster.scoring import ClusterScoring, score_in_blocks
 from oddscope.core.workflows.pipeline import IndexOptions, analyse
+from oddscope.core.workflows.scoring import constructor_params
 
 N, SAMPLE = 150, 60
 SAMPLED = ["iforest", "lof", "mahalanobis", "knn-ls"]
@@ -81,5 +82,8 @@ def test_analyse_on_the_cluster_records_the_fit_sample(local_ray, demo_project):
         assert np.isfinite(project.load_array(score_array("iforest"))[ids]).all()
         detectors, maps = project.latest_runs("detector"), project.latest_runs("map")
         assert detectors["iforest"]["params"]["fit_rows"] == 20
+        # the run's facts are not constructor arguments: guided spaces rebuild the detector from its params
+        assert make_detector("iforest", **constructor_params(detectors["iforest"]["params"])).params() == \
+            make_detector("iforest").params()
         assert "fit_rows" not in detectors["knn"]["params"]  # the kNN index holds every item
         assert maps["umap"]["params"]["fit_rows"] == 20
