@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from oddscope.core.cli.common import PROJECT, Bars, friendly_errors
+from oddscope.core.cli.common import PROJECT, Bars, ImageSource, friendly_errors
 from oddscope.core.cli.guidance import evaluate_guidance, guidance
 from oddscope.core.cli.maps import evaluate_segmentation, maps
 from oddscope.core.data.science import NONE, ScienceSteps
@@ -17,6 +17,7 @@ from oddscope.core.progress import Cancelled
 from oddscope.core.project.csv_paths import PATH_RULE
 from oddscope.core.project.layout import ENCODER, PREPROCESS, RANKING, RAW_SPACE, space_name, split_space
 from oddscope.core.project.store import Project
+from oddscope.core.workflows.cluster.blocks import FIT_SAMPLE
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,7 +27,7 @@ def main():
 
 
 @main.command()
-@click.argument("images", required=False, type=click.Path(exists=True))
+@click.argument("images", required=False, type=ImageSource())
 @PROJECT
 @click.option("--reference", type=click.Path(exists=True),
               help="Folder or CSV of known-normal images: test images are scored against them.")
@@ -51,6 +52,9 @@ def main():
 @click.option("--detectors", default=None, help=f"Comma-separated detectors among {', '.join(DETECTORS)} "
                                                 f"(default: {', '.join(DETECTORS.standard())}).")
 @click.option("-k", "k", default=5, show_default=True, help="Neighbours for the kNN detectors.")
+@click.option("--knn-pca", type=click.IntRange(min=1), default=None, metavar="N",
+              help="The kNN detectors index the features reduced by PCA to N dimensions (approximate neighbours; "
+                   "an index of 10^7 1280-d items needs ~50 GB, at N=128 ~7 GB).")
 @click.option("--max-pixels", type=int, default=None, help="Skip images larger than this many pixels (default 100M).")
 @click.option("--no-map", is_flag=True, help="Skip the UMAP map.")
 @click.option("--no-clusters", is_flag=True, help="Skip clustering.")
@@ -58,11 +62,15 @@ def main():
               help="Run on Ray: `local` starts it on this machine, `auto` joins this machine's cluster (or "
                    "starts a local one), ray://HOST:PORT connects. Every node must see the images and the "
                    "project. Needs pip install 'oddscope[cluster]'.")
+@click.option("--fit-sample", type=click.IntRange(min=1), default=FIT_SAMPLE, show_default=True, metavar="N",
+              help="With --cluster: the detectors other than kNN and the map are fitted on a seeded sample of N "
+                   "items and applied to the rest in parallel (recorded in the project's runs).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @friendly_errors
 def index(images, project_dir, reference, encoder, weights, device, runtime, preprocess, batch_size, workers, dtype,
-          detectors, k, max_pixels, no_map, no_clusters, cluster, quiet):
-    """Index IMAGES (a folder, searched recursively, or a CSV manifest with a `path` column) into a project:
+          detectors, k, knn_pca, max_pixels, no_map, no_clusters, cluster, fit_sample, quiet):
+    """Index IMAGES (a folder, searched recursively, or a CSV manifest with a `path` column; either may be an
+    fsspec URL such as s3://bucket/prefix, with pip install 'oddscope[cloud]') into a project:
     features, every detector's scores, the map and clusters. Run it again to add new images: only those
     are encoded."""
     from oddscope.core.workflows.pipeline import IndexOptions, NotEnoughImages, index_images
@@ -72,7 +80,8 @@ def index(images, project_dir, reference, encoder, weights, device, runtime, pre
     chosen = tuple(d.strip() for d in detectors.split(",")) if detectors else DETECTORS.standard()
     options = IndexOptions(encoder=encoder, weights=weights, device=device, runtime=runtime, preprocess=preprocess, k=k,
                            batch_size=batch_size, workers=workers, dtype=dtype, max_pixels=max_pixels,
-                           make_map=not no_map, make_clusters=not no_clusters, detectors=chosen, cluster=cluster)
+                           make_map=not no_map, make_clusters=not no_clusters, detectors=chosen, cluster=cluster,
+                           fit_sample=fit_sample, knn_pca=knn_pca)
     bars = Bars(quiet)
     with Project.create(project_dir) as project:
         try:
@@ -126,8 +135,10 @@ def _print_summary(project: Project, summary) -> None:
     click.echo(f"Items     {summary.n_items} ({summary.n_new} new{skipped}); features computed {ext.computed}, "
                f"reused {ext.reused}" + (f", {ext.images_per_second:.1f} img/s" if ext.computed else ""))
     if hasattr(ext, "shards"):  # a cluster run
+        startup = (f"; start-up {ext.startup_seconds:.1f}s (to the first shard), then "
+                   f"{ext.steady_images_per_second:.1f} img/s" if ext.steady_images_per_second else "")
         click.echo(f"Cluster   {ext.shards} shard(s); {ext.shards_recovered} finished by an interrupted run "
-                   f"({ext.recovered} items) were copied in, not computed again")
+                   f"({ext.recovered} items) were copied in, not computed again{startup}")
     kept = (" (analysis kept: no image added, removed or changed and the same options, so the scores, map "
             "and clusters are up to date)" if summary.analysis_kept else "")
     click.echo(f"Mode      {summary.mode}{kept}")

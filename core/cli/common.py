@@ -6,9 +6,27 @@ import sys
 
 import click
 
+from oddscope.core.data.remote import RemoteUnavailable, is_url, url_filesystem
 from oddscope.core.models.registry import EncoderError
 from oddscope.core.progress import split_note
 from oddscope.core.project.store import ProjectError
+
+
+class ImageSource(click.ParamType):
+    """A folder or CSV manifest that exists here, or an fsspec URL (``s3://bucket/prefix``, ``file://...``)
+    whose protocol is installed (else the install hint)."""
+
+    name = "path_or_url"
+
+    def convert(self, value, param, ctx):
+        if not is_url(value):
+            return click.Path(exists=True).convert(value, param, ctx)
+        try:
+            url_filesystem(value)
+        except RemoteUnavailable as err:
+            self.fail(str(err), param, ctx)
+        return value
+
 
 PROJECT = click.option("--project", "-p", "project_dir", required=True, type=click.Path(file_okay=False),
                         help="Project folder (created by `oddscope index`).")

@@ -10,12 +10,15 @@ report: a bad file never stops a run.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from oddscope.core.data.remote import RemoteUnavailable, is_url, read_url
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 FITS_EXTENSIONS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
@@ -44,23 +47,38 @@ def load_array(path, max_pixels: int = DEFAULT_MAX_PIXELS, target_side: int | No
     ``target_side`` lets JPEG decoding skip detail the caller will throw away
     (the encoder only needs ~224 px), which makes large photos cheap.
     """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as err:
-        raise ImageReadError(f"cannot access file: {err.strerror or err}") from None
+    source, size = _source(path)
     if size == 0:
         raise ImageReadError("empty file (0 bytes)")
     if is_fits_path(path):
-        return _load_fits(path, max_pixels)
-    if path.suffix.lower() in (".tif", ".tiff"):
+        return _load_fits(source, max_pixels)
+    if Path(path).suffix.lower() in (".tif", ".tiff"):
         try:
-            return _load_tiff(path, max_pixels)
+            return _load_tiff(source, max_pixels)
         except ImageReadError:
             raise
         except Exception:  # noqa: BLE001 - not a TIFF tifffile understands: let Pillow try
-            pass
-    return _load_pillow(path, max_pixels, target_side)
+            if isinstance(source, io.BytesIO):
+                source.seek(0)
+    return _load_pillow(source, max_pixels, target_side)
+
+
+def _source(path) -> tuple:
+    """``(what the decoders open, its size in bytes)``: the local file's path, or an fsspec URL's bytes read
+    into memory (:mod:`oddscope.core.data.remote`)."""
+    if is_url(path):
+        try:
+            data = read_url(path)
+        except RemoteUnavailable as err:
+            raise ImageReadError(str(err)) from None
+        except Exception as err:  # noqa: BLE001 - a missing object, a refused request: the reason is kept
+            raise ImageReadError(f"cannot read URL: {_reason(err)}") from None
+        return io.BytesIO(data), len(data)
+    path = Path(path)
+    try:
+        return path, path.stat().st_size
+    except OSError as err:
+        raise ImageReadError(f"cannot access file: {err.strerror or err}") from None
 
 
 def _load_pillow(path: Path, max_pixels: int, target_side: int | None) -> np.ndarray:

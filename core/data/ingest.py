@@ -14,11 +14,13 @@ Oddscope's thumbnail caches carry, as do many other tools' caches).
 from __future__ import annotations
 
 import csv
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from oddscope.core.data.images import is_image_path
+from oddscope.core.data.remote import is_url, join_url, list_urls, read_url
 
 CACHE_TAG = "CACHEDIR.TAG"
 _CACHE_TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -63,8 +65,12 @@ def scan_folder(root, skip_folders_with: tuple[str, ...] = ()) -> ScanResult:
     """Every image file under ``root`` (recursive, sorted, symlinked files followed).
 
     Folders holding a file named in ``skip_folders_with``, or a :data:`CACHE_TAG`, are not entered
-    (``root`` itself included): they hold what Oddscope made, not the user's images.
+    (``root`` itself included): they hold what Oddscope made, not the user's images.  An fsspec URL
+    (:mod:`~oddscope.core.data.remote`) is listed by name only: its objects are checked when decoded.
     """
+    if is_url(root):
+        urls = [url for url in list_urls(root) if is_image_path(url)]
+        return ScanResult(paths=urls, metas=[{} for _ in urls])
     root = Path(root)
     markers = (*skip_folders_with, CACHE_TAG)
     if not root.is_dir():
@@ -97,26 +103,39 @@ def read_manifest(csv_path) -> ScanResult:
 
     Relative paths are relative to the CSV file's folder.  Bytes that are not
     UTF-8 cost only their row: such a path is skipped with a reason, such a
-    metadata value is kept with the bytes written as ``\\xNN``.
+    metadata value is kept with the bytes written as ``\\xNN``.  The CSV, and any of its paths, may be an
+    fsspec URL (a relative path in a CSV at a URL is under that URL's folder); URLs are kept as they are.
     """
-    csv_path = Path(csv_path)
-    result = ScanResult()
+    if is_url(csv_path):
+        return _read_manifest(io.StringIO(read_url(csv_path).decode("utf-8-sig", "surrogateescape"), newline=""),
+                              csv_path, csv_path.rsplit("/", 1)[0])
     with open(csv_path, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or "path" not in reader.fieldnames:
-            raise ValueError(f"{csv_path} needs a 'path' column (found: {', '.join(reader.fieldnames or [])})")
-        for line, row in enumerate(reader, start=2):
-            raw = (row.pop("path") or "").strip()
-            if not raw:
-                result.skipped.append((f"{csv_path.name}:{line}", "empty path"))
-                continue
-            path = str(Path(raw) if Path(raw).is_absolute() else csv_path.parent / raw)
+        return _read_manifest(fh, str(csv_path), Path(csv_path).parent)
+
+
+def _read_manifest(fh, csv_path: str, folder) -> ScanResult:
+    """The rows of the open manifest ``fh`` (named ``csv_path``); relative paths are under ``folder`` (a URL
+    when the manifest is one)."""
+    result = ScanResult()
+    name = csv_path.rsplit("/", 1)[-1] if is_url(csv_path) else Path(csv_path).name
+    reader = csv.DictReader(fh)
+    if not reader.fieldnames or "path" not in reader.fieldnames:
+        raise ValueError(f"{csv_path} needs a 'path' column (found: {', '.join(reader.fieldnames or [])})")
+    for line, row in enumerate(reader, start=2):
+        raw = (row.pop("path") or "").strip()
+        if not raw:
+            result.skipped.append((f"{name}:{line}", "empty path"))
+            continue
+        if is_url(raw) or is_url(folder):  # an object: checked when decoded, not stat'ed one by one
+            path, reason = join_url(folder, raw), None
+        else:
+            path = str(Path(raw) if Path(raw).is_absolute() else folder / raw)
             reason = _problem(path)
-            if reason:
-                result.skipped.append((_printable(path), reason))
-                continue
-            result.paths.append(path)
-            result.metas.append({_printable(k): _value(_printable(v)) for k, v in row.items() if k})
+        if reason:
+            result.skipped.append((_printable(path), reason))
+            continue
+        result.paths.append(path)
+        result.metas.append({_printable(k): _value(_printable(v)) for k, v in row.items() if k})
     return result
 
 

@@ -12,6 +12,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from oddscope.core.data.remote import is_url, join_url
 from oddscope.core.project.layout import IMAGE_ROOT
 from oddscope.core.project.store import Project
 
@@ -24,11 +25,12 @@ def remember_image_root(project: Project, folder) -> None:
 
     Kept as item paths are (relative when beside the project), so it survives moving both together.
     """
-    IMAGE_ROOT.write(project, project.stored_path(Path(folder).resolve()))
+    IMAGE_ROOT.write(project, project.stored_path(folder if is_url(folder) else Path(folder).resolve()))
 
 
-def image_root(project: Project) -> Path | None:
-    """The folder the project was indexed from; None for a project indexed before this was recorded."""
+def image_root(project: Project) -> Path | str | None:
+    """The folder the project was indexed from (a URL as a string); None for a project indexed before this was
+    recorded."""
     root = IMAGE_ROOT.read(project)
     return project.resolve(root) if root else None
 
@@ -46,10 +48,11 @@ class CsvPaths:
 
     def item_id(self, text: str) -> int | None:
         """The item ``text`` names, or None (then remembered as unmatched)."""
-        if os.path.isabs(text):
+        if os.path.isabs(text) or is_url(text):
             candidates = [("absolute", text)]
         else:
-            candidates = [(name, os.path.normpath(os.path.join(base, text))) for name, base in self.bases]
+            candidates = [(name, join_url(base, text) if is_url(base) else os.path.normpath(os.path.join(base, text)))
+                          for name, base in self.bases]
         for name, path in candidates:
             item_id = self.project.item_id(path)
             if item_id is not None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from oddscope.core.data.remote import is_url
 from oddscope.core.project.layout import DB_NAME, ProjectLayout
 from oddscope.core.project.lock import LockHeld, WriterLock
 
@@ -205,8 +206,11 @@ class Project:
         """How a path is kept: relative to the project when the images sit beside it.
 
         A project folder moved together with its images (the usual layout:
-        ``survey/images`` next to ``survey/project``) then still finds them.
+        ``survey/images`` next to ``survey/project``) then still finds them.  An fsspec URL is kept as it
+        is (:mod:`oddscope.core.data.remote`): every machine, the desktop included, reads the same object.
         """
+        if is_url(path):
+            return path
         path = Path(os.path.abspath(path))
         try:
             path.relative_to(self.root.parent)
@@ -214,8 +218,10 @@ class Project:
             return path.as_posix()
         return Path(os.path.relpath(path, self.root)).as_posix()
 
-    def resolve(self, stored: str) -> Path:
-        """The absolute path of an item's file."""
+    def resolve(self, stored: str) -> Path | str:
+        """The absolute path of an item's file (its URL, as a string, for an object behind a URL)."""
+        if is_url(stored):
+            return stored
         p = Path(stored)
         return p if p.is_absolute() else Path(os.path.normpath(self.root / p))
 
@@ -229,6 +235,9 @@ class Project:
         folders: dict[str, str | None] = {}  # stored folder -> resolved folder (None: absolute, kept as stored)
         out = []
         for s in stored.tolist() if hasattr(stored, "tolist") else stored:
+            if is_url(s):
+                out.append(s)
+                continue
             head, _, name = s.rpartition("/")
             if name in ("", ".", ".."):  # not a plain file name: the folder alone does not say where it is
                 out.append(s if os.path.isabs(s) else os.path.normpath(os.path.join(root, s)))
@@ -316,7 +325,8 @@ class Project:
         and it is ``ok`` again (``pending`` if it never had features) once it
         returns.  One ``stat`` per item, so this is an explicit call (``index``
         makes it; front ends should when they open a project for writing), never
-        part of :meth:`open`.  A read-only project is only checked, not updated.
+        part of :meth:`open`.  A read-only project is only checked, not updated.  Items behind URLs are not
+        checked (a request per object); one that cannot be read is skipped with its reason when decoded.
         Returns the ids of the items whose file is missing now.
         """
         rows = self._conn.execute("SELECT id, path, status FROM items "
@@ -324,6 +334,8 @@ class Project:
         missing, gone, back = [], [], []
         paths = self.resolve_all(stored for _, stored, _ in rows)
         for (item_id, _, status), path in zip(rows, paths):
+            if is_url(path):  # not checked one request per object: an unreadable one is skipped when decoded
+                continue
             if not os.path.exists(path):
                 missing.append(item_id)
                 if status != "missing":

@@ -35,7 +35,7 @@ from oddscope.core.project.layout import (
     split_space,
 )
 from oddscope.core.project.store import ITEM_COLUMNS, Project
-from oddscope.core.workflows.scoring import score_detectors
+from oddscope.core.workflows.scoring import constructor_params, score_detectors
 from oddscope.core.workflows.spaces import (
     check_space_name,
     feature_key,
@@ -174,7 +174,7 @@ def _raw_detectors(project: Project) -> dict:
     """The detectors of the raw analysis with the arguments they ran with: ``{name: kwargs}``."""
     scored = {detector_of(a) for a in project.array_names() if a.startswith(SCORE_PREFIX)}
     runs = project.latest_runs("detector")
-    return {name: {k: v for k, v in runs[name]["params"].items() if k != "mode"}
+    return {name: constructor_params(runs[name]["params"])
             for name in runs if name in scored and split_space(name)[1] is None and name != "patchmap"}
 
 

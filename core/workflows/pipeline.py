@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from oddscope.core.data.ingest import ScanResult, read_manifest, scan_folder
+from oddscope.core.data.remote import is_url
 from oddscope.core.data.science import ScienceSteps
 from oddscope.core.models.clustering import cluster_all
 from oddscope.core.models.projection import MapProjection
@@ -40,6 +41,7 @@ from oddscope.core.project.layout import (
     split_space,
 )
 from oddscope.core.project.store import Project
+from oddscope.core.workflows.cluster.blocks import FIT_SAMPLE
 from oddscope.core.workflows.extraction import ExtractionReport, extract_features, recorded_steps
 from oddscope.core.workflows.guidance import refresh_spaces
 from oddscope.core.workflows.readiness import MIN_IMAGES
@@ -73,6 +75,8 @@ class IndexOptions:
     make_map: bool = True
     make_clusters: bool = True
     cluster: str | None = None  # a Ray cluster to run on: local, auto or ray://HOST:PORT (None: this process)
+    fit_sample: int = FIT_SAMPLE  # with a cluster: rows the detectors other than kNN, and the map, are fitted on
+    knn_pca: int | None = None  # the kNN detectors index the features reduced by PCA to this many dimensions
 
 
 @dataclass
@@ -94,6 +98,13 @@ def collect(source) -> ScanResult:
     return scan_folder(source, skip_folders_with=(DB_NAME,))
 
 
+def _source_folder(source) -> Path | str:
+    """The folder of the images ``source`` names: itself, or a manifest's folder (a URL stays a URL)."""
+    if is_url(source):
+        return source.rsplit("/", 1)[0] if source.lower().endswith(".csv") else source
+    return Path(source).parent if Path(source).is_file() else source
+
+
 def add_source(project: Project, source, role: str = "test") -> tuple[int, list]:
     """Register the images of ``source``; files unusable at a glance are stored as skipped.
 
@@ -102,7 +113,7 @@ def add_source(project: Project, source, role: str = "test") -> tuple[int, list]
     """
     scan = collect(source)
     if role == "test":
-        remember_image_root(project, Path(source).parent if Path(source).is_file() else source)
+        remember_image_root(project, _source_folder(source))
     n_new = project.add_items(scan.paths, role=role, metas=scan.metas)
     if scan.skipped:
         project.add_items([p for p, _ in scan.skipped], role=role)
@@ -182,7 +193,12 @@ def _analysis_inputs(project: Project, options: IndexOptions) -> tuple[str, np.n
     done = set(project.features_done(key).tolist())
     test_ids = np.array([i for i in project.ids_with_status("ok", "test") if i in done], dtype=np.int64)
     ref_ids = np.array([i for i in project.ids_with_status("ok", "reference") if i in done], dtype=np.int64)
-    params = json.dumps([key, list(options.detectors), options.k, options.make_map, options.make_clusters])
+    params = [key, list(options.detectors), options.k, options.make_map, options.make_clusters]
+    if options.knn_pca:
+        params.append({"knn_pca": options.knn_pca})
+    if options.cluster:  # a fit sample changes the results of a collection larger than it
+        params.append({"fit_sample": options.fit_sample})
+    params = json.dumps(params)
     digest = hashlib.sha1(params.encode())
     for ids in (test_ids, ref_ids):
         digest.update(len(ids).to_bytes(8, "little"))
@@ -204,13 +220,12 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
     mode = "reference" if len(ref_ids) else "unsupervised"
     memory = load_features(project, key, ref_ids) if len(ref_ids) else X
     n = project.n_items
-    score = _detector_scores(options)
     ANALYSIS.write(project, None)  # until this analysis is complete
     project.save_array(TEST_IDS, test_ids)
     drop_indexes(project)  # built for the previous analysis
 
-    detectors = {name: ({"k": options.k} if name in PLAIN_KNN else {}) for name in options.detectors}
-    score_detectors(project, detectors, X, memory, test_ids, key, mode, score=score, progress=progress,
+    detectors = {name: _detector_arguments(name, options) for name in options.detectors}
+    score_detectors(project, detectors, X, memory, test_ids, key, mode, run=_scoring(options), progress=progress,
                     timings=timings)
     refresh_spaces(project, detectors, progress)
     ranking, space = split_space(RANKING.read(project))
@@ -220,12 +235,13 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
     if options.make_map:
         t0 = time.perf_counter()
         progress.update("map", 0, 1)
-        projection = MapProjection().fit(X, progress=progress)
-        project.save_array(MAP_ARRAY, scatter(projection.embedding_, test_ids, n))
+        coords, projection = _map(X, options, progress)
+        project.save_array(MAP_ARRAY, scatter(coords, test_ids, n))
         project.layout.models_dir.mkdir(exist_ok=True)
         projection.save(project.layout.map_model)
         timings["map"] = time.perf_counter() - t0
-        project.record_run("map", "umap", {"n": len(test_ids)}, key, timings["map"])
+        sampled = {"fit_rows": len(projection.embedding_)} if len(projection.embedding_) < len(X) else {}
+        project.record_run("map", "umap", {"n": len(test_ids), **sampled}, key, timings["map"])
         progress.update("map", 1, 1)
 
     if options.make_clusters:
@@ -240,13 +256,32 @@ def analyse(project: Project, options: IndexOptions | None = None, progress=None
     return mode
 
 
-def _detector_scores(options: IndexOptions):
-    """How detectors score: in this process, or with their neighbour queries spread over the Ray cluster."""
-    if options.cluster:
-        from oddscope.core.workflows.cluster.scoring import score_on_cluster
+def _detector_arguments(name: str, options: IndexOptions) -> dict:
+    """A detector's constructor arguments from the options: ``k`` and ``pca`` of the plain kNN detectors."""
+    if name not in PLAIN_KNN:
+        return {}
+    return {"k": options.k, **({"pca": options.knn_pca} if options.knn_pca else {})}
 
-        return score_on_cluster
+
+def _scoring(options: IndexOptions):
+    """How detectors are fitted and score: in this process (None), or on the Ray cluster (kNN queries spread,
+    the other detectors fitted on a sample and scored in blocks)."""
+    if options.cluster:
+        from oddscope.core.workflows.cluster.scoring import ClusterScoring
+
+        return ClusterScoring(options.fit_sample)
     return None
+
+
+def _map(X: np.ndarray, options: IndexOptions, progress) -> tuple[np.ndarray, MapProjection]:
+    """``(coordinates, fitted map)``: UMAP of every row here, or on the Ray cluster fitted on a sample and the
+    other rows placed in parallel blocks."""
+    if options.cluster:
+        from oddscope.core.workflows.cluster.mapping import map_on_cluster
+
+        return map_on_cluster(X, options.fit_sample, progress=progress)
+    projection = MapProjection().fit(X, progress=progress)
+    return projection.embedding_, projection
 
 
 def write_skipped_report(project: Project) -> pd.DataFrame:

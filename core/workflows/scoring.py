@@ -14,15 +14,19 @@ from oddscope.core.project.layout import score_array, space_name
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.retrieval import save_index
 
+RUN_FACTS = ("mode", "fit_rows")  # recorded with a detector run's params, but not constructor arguments
+
 
 def score_detectors(project: Project, detectors: dict, X: np.ndarray, memory: np.ndarray, test_ids: np.ndarray,
-                    key: str, mode: str, space: str | None = None, score=None, progress=None,
+                    key: str, mode: str, space: str | None = None, run=None, progress=None,
                     timings=None) -> None:
     """Fit each of ``detectors`` (``{name: constructor arguments}``) on ``memory``, score ``X`` (the features of
     ``test_ids``) and save ``score_<name>[@space]``; in unsupervised mode keep the kNN indexes they built.
 
     ``key`` is the feature key the runs are recorded under (the encoder's, qualified by the space);
-    ``score(detector, X, exclude_self)`` replaces ``detector.score`` (the Ray cluster's spread queries).
+    ``run(detector, X, memory, exclude_self) -> scores`` replaces :func:`fit_and_score` (the Ray cluster's:
+    spread queries, a fit sample).  A detector fitted on fewer rows than ``memory`` has them recorded
+    (``fit_rows``).
     """
     progress = as_progress(progress)
     timings = {} if timings is None else timings
@@ -31,24 +35,38 @@ def score_detectors(project: Project, detectors: dict, X: np.ndarray, memory: np
         progress.update("scores", step, len(detectors))
         t0 = time.perf_counter()
         detector = make_detector(name, **kwargs)
-        detector.fit(memory)
-        exclude_self = mode == "unsupervised"
-        values = score(detector, X, exclude_self) if score else detector.score(X, exclude_self=exclude_self)
+        values = (run or fit_and_score)(detector, X, memory, mode == "unsupervised")
         array = score_array(space_name(name, space))
         project.save_array(array, scatter(values, test_ids, n))
         if mode == "unsupervised":
             keep_index(project, key, detector, len(test_ids))
         seconds = time.perf_counter() - t0
-        project.record_run("detector", space_name(name, space), {**detector.params(), "mode": mode}, key, seconds)
+        sampled = {"fit_rows": detector.n_fit_} if detector.n_fit_ < len(memory) else {}
+        project.record_run("detector", space_name(name, space), {**detector.params(), "mode": mode, **sampled}, key,
+                           seconds)
         timings[array] = seconds
     progress.update("scores", len(detectors), len(detectors))
 
 
+def constructor_params(params: dict) -> dict:
+    """A detector run's recorded params without what :func:`score_detectors` adds about the run (the mode, the
+    rows of a fit sample): the arguments that make the same detector again."""
+    return {k: v for k, v in params.items() if k not in RUN_FACTS}
+
+
+def fit_and_score(detector, X: np.ndarray, memory: np.ndarray, exclude_self: bool) -> np.ndarray:
+    """Fit ``detector`` on ``memory`` and score ``X`` in this process (``exclude_self``: ``X`` is ``memory``)."""
+    return detector.fit(memory).score(X, exclude_self=exclude_self)
+
+
 def keep_index(project: Project, key: str, detector, n: int) -> None:
     """Save the kNN index a detector built over the analysed items: the app's and the CLI's neighbour
-    searches then start at once instead of building it again (minutes at 10^6 items)."""
+    searches then start at once instead of building it again (minutes at 10^6 items).  An index of a fit
+    sample, or of PCA-reduced features, answers other questions: it is not kept."""
     index = getattr(detector, "index_", None)
     if index is None or index.metric == "l1":  # exact L1 keeps the matrix itself: not worth a copy
+        return
+    if detector.n_fit_ != n or getattr(detector, "reducer_", None) is not None:
         return
     path = project.layout.index(key, index.metric, n)
     if not path.exists():

@@ -1,6 +1,5 @@
 """`oddscope index --cluster` on a local Ray gives what one process gives, resumes after a kill, and says how
 to install Ray when it is missing (issue 12)."""
-import logging
 import sys
 from functools import partial
 
@@ -25,15 +24,6 @@ from oddscope.core.workflows.pipeline import IndexOptions, add_source, index_ima
 N_IMAGES = 40
 SHARD_SIZE = 8  # 41 items (one unreadable): 6 shards
 STOP_AFTER = 2  # shards copied in before the simulated kill
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +87,8 @@ def test_a_stopped_cluster_run_resumes_computing_only_the_missing_shards(resumed
     assert report.shards == -(-n_items // SHARD_SIZE) - STOP_AFTER  # the copied shards are not pending any more
     assert report.shards_recovered == len(resumed["left"])  # finished but not copied: read, not computed again
     assert report.computed + report.recovered + len(report.skipped) == pending
+    assert (report.startup_seconds > 0) == (report.computed > 0)  # the start-up, reported apart
+    assert report.startup_items <= report.computed
     with Project.open(resumed["root"]) as project:
         assert not project.layout.feature_shards(resumed["key"]).exists()
         assert len(project.features_done(resumed["key"])) == N_IMAGES

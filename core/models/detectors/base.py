@@ -28,6 +28,9 @@ class Detector:
     """Base class: validates inputs, remembers the fit dimension and size."""
 
     name = "detector"
+    # True where a fit row's unsupervised score (``exclude_self``) differs from scoring it as a new item,
+    # because its neighbours must not include itself (kNN, LOF); the others score every row on its own.
+    neighbour_based = False
 
     def fit(self, X_memory) -> "Detector":
         """Learn what normal looks like from ``X_memory`` (reference set or whole collection)."""

@@ -19,6 +19,7 @@ class LofDetector(Detector):
     """
 
     name = "lof"
+    neighbour_based = True
 
     def __init__(self, k=20, metric="l2"):
         METRICS.entry(metric)

@@ -44,6 +44,16 @@ class ClusterExtractionReport(ExtractionReport):
     shards: int = 0
     shards_recovered: int = 0
     recovered: int = 0
+    # Start-up apart from throughput: seconds until this run's first computed shard was copied in (Ray Data's
+    # start, the actors' encoder load, one shard's decode and encode), and the items of that shard.
+    startup_seconds: float = 0.0
+    startup_items: int = 0
+
+    @property
+    def steady_images_per_second(self) -> float:
+        """Images per second after the start-up (0 when a single shard was computed)."""
+        after = self.seconds - self.startup_seconds
+        return (self.computed - self.startup_items) / after if after > 0 and self.startup_seconds else 0.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,15 @@ def plan_actors(ray) -> ActorPlan:
     return ActorPlan(max(1, cores // (threads + 1)) * nodes, 0, threads)
 
 
+def actor_options(plan: ActorPlan) -> dict:
+    """Ray options of an encoder actor: its GPU, or its torch threads as ``OMP_NUM_THREADS`` in its environment
+    (Ray sets it to the actor's one CPU otherwise).  Through the environment, not ``torch.set_num_threads``, so
+    an actor whose encoder runs on OpenVINO never imports torch (5 s of a fresh actor's start under load)."""
+    if plan.threads is None:
+        return {"num_gpus": plan.num_gpus}
+    return {"num_gpus": plan.num_gpus, "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(plan.threads)}}}
+
+
 def decode_shard(row: dict, preprocess, max_pixels: int) -> dict:
     """A Ray Data task: the images of one shard, decoded and resized (readable ones only, in order), and
     each item's reason for being unreadable (JSON, ``null`` where it was read)."""
@@ -84,12 +103,8 @@ def decode_shard(row: dict, preprocess, max_pixels: int) -> dict:
 class ShardEncoder:
     """A Ray Data actor: loads the encoder once, then encodes decoded shards and writes their files."""
 
-    def __init__(self, load_encoder, threads: int | None, batch_size: int, dtype: str):
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)  # before loading: the encoder sizes its chunks by the threads
-        self.encoder = load_encoder()
+    def __init__(self, load_encoder, batch_size: int, dtype: str):
+        self.encoder = load_encoder()  # torch's threads come from the actor's environment (:func:`actor_options`)
         self.batch_size, self.dtype = batch_size, np.dtype(dtype)
 
     def __call__(self, batch: dict) -> dict:
@@ -139,6 +154,8 @@ def extract_features_on_cluster(project: Project, encoder, load_encoder, batch_s
             report.shards_recovered += 1
         shards_done, items_done = shards_done + 1, items_done + len(ids)
         report.seconds = time.perf_counter() - start
+        if not recovered and not report.startup_seconds:
+            report.startup_seconds, report.startup_items = report.seconds, len(features)
         progress.update(with_note("features", f"{shards_done}/{len(shards)} shards"), items_done, len(todo))
 
     progress.update(with_note("features", f"0/{len(shards)} shards"), 0, len(todo))
@@ -169,10 +186,10 @@ def _encoded_shards(ray, shards: list, preprocess, max_pixels: int, load_encoder
     dataset = (ray.data.from_items(rows, override_num_blocks=len(rows))
                .map(decode_shard, fn_kwargs={"preprocess": preprocess, "max_pixels": max_pixels},
                     num_cpus=1, memory=decode_memory)
-               .map_batches(ShardEncoder, batch_size=1, num_cpus=1, num_gpus=plan.num_gpus,
+               .map_batches(ShardEncoder, batch_size=1, num_cpus=1, **actor_options(plan),
                             compute=ray.data.ActorPoolStrategy(size=plan.count),
-                            fn_constructor_kwargs={"load_encoder": load_encoder, "threads": plan.threads,
-                                                   "batch_size": batch_size, "dtype": np.dtype(dtype).str}))
+                            fn_constructor_kwargs={"load_encoder": load_encoder, "batch_size": batch_size,
+                                                   "dtype": np.dtype(dtype).str}))
     rows = iter(dataset.iter_rows())
     try:
         for row in rows:
