@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from oddscope.core.data.images import load_array
 from oddscope.core.models.patches import Calibration
 from oddscope.core.models.segmentation_metrics import resize_map
 from oddscope.core.project.store import Project
@@ -64,9 +65,7 @@ def export_maps(project: Project, out, threshold: float = DEFAULT_THRESHOLD, pro
         if values is None:
             continue
         path = project.resolve(items.at[item_id, "path"])
-        with Image.open(path) as image:
-            width, height = image.size
-        full = resize_map(values, (height, width))
+        full = resize_map(values, load_array(path).shape[:2])  # decoded as the maps were: FITS and URLs too
         Image.fromarray(heat_rgb(full)).save(out / f"{name}.map.png")
         mask = full >= threshold
         Image.fromarray(mask.astype(np.uint8) * 255).save(out / f"{name}.mask.png")
