@@ -144,7 +144,8 @@ def _train(X, classes, output_dims, hidden, max_steps, confusion, mmd, seed, pro
     mean = pca.mean_.astype(np.float32) if pca is not None else X.mean(axis=0)
     basis = pca.components_.T.astype(np.float32) if pca is not None else np.eye(X.shape[1], dtype=np.float32)
     reduced = (X - mean) @ basis
-    scale = reduced.std(axis=0) + 1e-6
+    # one scale for every component: kNN distances weigh the components by their variance, and so must the MSE
+    scale = np.array([np.sqrt(np.mean(reduced.var(axis=0))) + 1e-6])
     data = torch.from_numpy((reduced / scale).astype(np.float32))
     target = torch.from_numpy(classes.astype(np.int64))
     n_classes = int(classes.max()) + 1
