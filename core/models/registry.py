@@ -179,9 +179,10 @@ RANKERS = Registry("ranker", [
 _GUIDANCE = "oddscope.core.models.guidance"
 # How a guided feature space is made (core.workflows.guidance): nuisance erasure, or attributes in words.
 GUIDANCE_METHODS = Registry("guidance method", [
-    Entry("leace", "closed-form linear concept erasure (LEACE)", f"{_GUIDANCE}.erasure:fit_leace", label="LEACE"),
+    Entry("leace", "closed-form linear concept erasure (LEACE)", f"{_GUIDANCE}.erasure:fit_leace",
+          label="LEACE (linear concept erasure)"),
     Entry("nonlinear", "Red PANDA's idea: a projection head trained on the CPU so that an adversary cannot read "
-          "the nuisance", f"{_GUIDANCE}.head:fit_head", label="Red PANDA (non-linear)", requires="torch",
+          "the nuisance", f"{_GUIDANCE}.head:fit_head", label="Red PANDA (non-linear head)", requires="torch",
           install=_TORCH_INSTALL),
     Entry("clip-prompts", "attributes in words: CLIP text prompts give directions that are removed or kept",
           f"{_GUIDANCE}.prompts:fit_prompts", label="CLIP prompts (in words)", requires="open_clip",
