@@ -2,7 +2,9 @@
 
 A feature space (:mod:`oddscope.core.workflows.guidance`) is the encoder's
 features with a nuisance erased (a metadata column, or tags with a prefix such
-as ``pose:left``) or with only the directions of the user's 4-5 scores kept.
+as ``pose:left``; LEACE or the non-linear head), with only the directions of the
+user's 4-5 scores kept, or, for a CLIP project, with attributes described in words
+removed or kept.
 The panel lists the raw features first, then each space with what it removes
 or keeps and the nuisance probe before and after (stored with the space when
 it was fitted: the goal is chance).  Adding a space fits it and scores every
@@ -24,9 +26,10 @@ from PySide6.QtCore import Qt, Signal
 from oddscope.app import dialogs, jobs
 from oddscope.app.model import ProjectModel
 from oddscope.app.session import ProjectSession
+from oddscope.core.models.registry import GUIDANCE_METHODS
 from oddscope.core.project.layout import ENCODER, RAW_SPACE, space_name, split_space
 from oddscope.core.project.table import is_metadata
-from oddscope.core.workflows.guidance import INTERESTING_SCORE, METHODS
+from oddscope.core.workflows.guidance import ERASERS, INTERESTING_SCORE, WORDS_METHOD, words_reason
 from oddscope.core.workflows.spaces import check_space_name, spaces
 
 SHORTCUT = "G"
@@ -36,7 +39,8 @@ PROBE_TIP = ("How well a probe trained on the features still predicts the nuisan
              "value no longer floods the top of the ranking.")
 RELEVANT_TIP = ("A relevant-only space: the probes predict your 4-5 scores from the rest; they should stay high "
                 "(the space keeps what you called interesting).")
-NOT_YET = "not available yet"
+WORDS_TIP = ("Attributes in words (CLIP projects): the CLIP text tower turns each phrase into a direction of the "
+             "image features; nuisance phrases are removed, relevant ones kept (only them, or weighted)")
 DOCK_WIDTH = 430
 
 
@@ -59,27 +63,34 @@ def relevant_reason(table: pd.DataFrame) -> str:
     return ""
 
 
-def clip_reason(encoder_key: str) -> str:
-    return NOT_YET if "clip" in encoder_key.lower() else "needs a CLIP encoder"
-
-
 def encoder_key(project) -> str:
     """The key of the project's features ("" before its first analysis)."""
     return (ENCODER.read(project) or {}).get("key", "")
 
 
+def split_phrases(text: str) -> list[str]:
+    """Phrases typed in one field, separated by semicolons."""
+    return [phrase.strip() for phrase in text.split(";") if phrase.strip()]
+
+
 def _pair(spec: dict, key: str) -> str:
+    if spec["probe_before"] is None or spec["probe_after"] is None:
+        return "–"
     before, after = spec["probe_before"][key], spec["probe_after"][key]
     return "–" if before is None or after is None else f"{before:.2f} → {after:.2f}"
 
 
 def space_lines(name: str, spec: dict) -> tuple[list[str], str]:
     """The panel's lines for the space ``name`` (name, what it does, probe before → after) and its tooltip."""
-    method = METHODS.get(spec["method"], spec["method"])
+    entry = GUIDANCE_METHODS[spec["method"]]
+    if spec["kind"] == "words":
+        what = (f"ignores {', '.join(spec['nuisance_words']) or '–'} · keeps "
+                f"{', '.join(spec['relevant_words']) or 'the rest'}")
+        return [name, what, "probe: – (no attribute; `oddscope evaluate guidance` probes one)"], WORDS_TIP
     if spec["kind"] == "nuisance":
-        what = (f"removes {spec['attribute']} ({spec['source']}) · {spec['method'].upper()}, "
-                f"{spec['rank']} direction(s)")
-        tip = f"{PROBE_TIP}\n\nMethod: {method}; fitted on {spec['n_fit']:,} items."
+        size = "dimension(s)" if spec["method"] == "nonlinear" else "direction(s)"
+        what = f"removes {spec['attribute']} ({spec['source']}) · {entry.label}, {spec['rank']} {size}"
+        tip = f"{PROBE_TIP}\n\nMethod: {entry.description}; fitted on {spec['n_fit']:,} items."
     else:
         what = f"keeps what separates your {INTERESTING_SCORE}-5 scores · {spec['rank']} direction(s)"
         tip = f"{RELEVANT_TIP}\n\nFitted on {spec['n_fit']:,} labelled items."
@@ -174,7 +185,7 @@ class AddSpaceDialog(QtWidgets.QDialog):
     Options that cannot be used are shown disabled with the reason (in their text and tooltip).
     """
 
-    def __init__(self, choices: list[tuple[str, str]], relevant_why: str, clip_why: str, taken: list[str],
+    def __init__(self, choices: list[tuple[str, str]], relevant_why: str, words_why: str, taken: list[str],
                  parent=None):
         super().__init__(parent)
         self.setWindowTitle("Add a feature space")
@@ -188,13 +199,24 @@ class AddSpaceDialog(QtWidgets.QDialog):
         self.relevant_radio = QtWidgets.QRadioButton(f"Keep only what separates your {INTERESTING_SCORE}-5 scores"
                                                      " (relevant-only)")
         self.method_combo = QtWidgets.QComboBox()
-        self.method_combo.addItem("LEACE (linear concept erasure)", "leace")
-        for text, why in (("Red PANDA (non-linear)", NOT_YET), ("CLIP prompts (in words)", clip_why)):
-            self.method_combo.addItem(f"{text}: {why}", None)
+        for method in ERASERS:
+            entry = GUIDANCE_METHODS[method]
+            why = entry.missing()
+            self.method_combo.addItem(f"{entry.label}: {why}" if why else entry.label, method)
             row = self.method_combo.count() - 1
-            self.method_combo.model().item(row).setEnabled(False)
-            self.method_combo.setItemData(row, why, Qt.ToolTipRole)
-        self.method_combo.setToolTip("How the nuisance is erased")
+            self.method_combo.model().item(row).setEnabled(not why)
+            self.method_combo.setItemData(row, why or entry.description, Qt.ToolTipRole)
+        self.method_combo.setToolTip("How the nuisance is erased: LEACE leaves no linear trace (closed form, "
+                                     "instant); the non-linear head also defeats non-linear probes (trained, "
+                                     "seconds to a minute)")
+        self.words_radio = QtWidgets.QRadioButton(f"Describe in words ({GUIDANCE_METHODS[WORDS_METHOD].label})")
+        self.words_radio.setToolTip(WORDS_TIP)
+        self.nuisance_words = QtWidgets.QLineEdit()
+        self.nuisance_words.setPlaceholderText("background colour; rotation")
+        self.nuisance_words.setToolTip("Phrases for what to ignore, separated by ';'")
+        self.relevant_words = QtWidgets.QLineEdit()
+        self.relevant_words.setPlaceholderText("shape of the object")
+        self.relevant_words.setToolTip("Phrases for what matters, separated by ';' (only their directions are kept)")
         self.name_edit = QtWidgets.QLineEdit()
         self.name_edit.setToolTip("The space's name: its rankings are <detector>@<name>")
         self.reason = QtWidgets.QLabel()
@@ -209,6 +231,9 @@ class AddSpaceDialog(QtWidgets.QDialog):
         form.addRow("Attribute", self.attribute_combo)
         form.addRow("Method", self.method_combo)
         form.addRow(self.relevant_radio)
+        form.addRow(self.words_radio)
+        form.addRow("Ignore", self.nuisance_words)
+        form.addRow("Keep", self.relevant_words)
         form.addRow("Name", self.name_edit)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(form)
@@ -218,10 +243,14 @@ class AddSpaceDialog(QtWidgets.QDialog):
         self._disable(self.nuisance_radio, "" if choices else
                       "needs a metadata column in the manifest, or tags with a prefix (e.g. pose:left)")
         self._disable(self.relevant_radio, relevant_why)
+        self._disable(self.words_radio, words_why)
         (self.nuisance_radio if choices or relevant_why else self.relevant_radio).setChecked(True)
-        self.nuisance_radio.toggled.connect(self._kind_changed)
+        for radio in (self.nuisance_radio, self.relevant_radio, self.words_radio):
+            radio.toggled.connect(self._kind_changed)
         self.attribute_combo.currentIndexChanged.connect(lambda _: self._suggest_name())
         self.name_edit.textEdited.connect(lambda _: self._check())
+        for edit in (self.nuisance_words, self.relevant_words):
+            edit.textChanged.connect(lambda _: self._check())
         self._kind_changed()
 
     @staticmethod
@@ -232,31 +261,43 @@ class AddSpaceDialog(QtWidgets.QDialog):
             radio.setToolTip(why)
 
     def kind(self) -> str:
+        if self.words_radio.isChecked():
+            return "words"
         return "nuisance" if self.nuisance_radio.isChecked() else "relevant"
 
     def values(self) -> dict:
-        """``{"name", "attribute", "kind"}`` of the space to add."""
-        nuisance = self.kind() == "nuisance"
-        return {"name": self.name_edit.text().strip(), "kind": self.kind(),
-                "attribute": self.attribute_combo.currentData() if nuisance else None}
+        """``{"name", "kind", "attribute", "method"}`` of the space to add, and the phrases of a words space."""
+        kind = self.kind()
+        values = {"name": self.name_edit.text().strip(), "kind": kind,
+                  "attribute": self.attribute_combo.currentData() if kind == "nuisance" else None,
+                  "method": {"nuisance": self.method_combo.currentData(), "words": WORDS_METHOD}.get(kind, "leace")}
+        if kind == "words":
+            values.update(nuisance_words=split_phrases(self.nuisance_words.text()),
+                          relevant_words=split_phrases(self.relevant_words.text()))
+        return values
 
     def _kind_changed(self) -> None:
-        nuisance = self.kind() == "nuisance"
+        nuisance, words = self.kind() == "nuisance", self.kind() == "words"
         self.attribute_combo.setEnabled(nuisance and self.nuisance_radio.isEnabled())
         self.method_combo.setEnabled(nuisance and self.nuisance_radio.isEnabled())
+        for edit in (self.nuisance_words, self.relevant_words):
+            edit.setEnabled(words and self.words_radio.isEnabled())
         self._suggest_name()
 
     def _suggest_name(self) -> None:
         attribute = self.attribute_combo.currentData()
-        self.name_edit.setText("relevant" if self.kind() == "relevant" else f"no-{attribute or ''}")
+        names = {"relevant": "relevant", "words": "words", "nuisance": f"no-{attribute or ''}"}
+        self.name_edit.setText(names[self.kind()])
         self._check()
 
     def _check(self) -> None:
         """The Add button is enabled only for a usable request; the reason says what is wrong otherwise."""
         name, why = self.name_edit.text().strip(), ""
-        if not (self.nuisance_radio.isChecked() and self.nuisance_radio.isEnabled()
-                or self.relevant_radio.isChecked() and self.relevant_radio.isEnabled()):
+        chosen = [r for r in (self.nuisance_radio, self.relevant_radio, self.words_radio) if r.isChecked()]
+        if not (chosen and chosen[0].isEnabled()):
             why = "Nothing to add yet: see the reasons above."
+        elif self.kind() == "words" and not (self.nuisance_words.text().strip() or self.relevant_words.text().strip()):
+            why = "Type what to ignore or what to keep, in words."
         elif name in self.taken:
             why = f"A space {name!r} exists: remove it first or choose another name."
         else:
@@ -390,7 +431,7 @@ class GuidanceController(QtCore.QObject):
             return None
         tags = self.model.all_tags()
         self.add_dialog = AddSpaceDialog(attribute_choices(self.model.table, tags), relevant_reason(self.model.table),
-                                         clip_reason(self.encoder),
+                                         words_reason((ENCODER.read(self.model.project) or {}).get("spec", "")),
                                          list(spaces(self.model.project)), self.host)
         self.add_dialog.accepted.connect(functools.partial(self._dialog_accepted, self.add_dialog))
         self.add_dialog.open()
@@ -399,25 +440,26 @@ class GuidanceController(QtCore.QObject):
     def _dialog_accepted(self, dialog: AddSpaceDialog) -> None:
         self.add_space(**dialog.values())
 
-    def add_space(self, name: str, attribute: str | None, kind: str):
+    def add_space(self, name: str, attribute: str | None, kind: str, **how):
         """Fit the space and score every detector in it: a status-bar task in a child process that borrows
-        the writer lock (labelling pauses meanwhile); the table is read again when it ends."""
+        the writer lock (labelling pauses meanwhile); the table is read again when it ends.  ``how``: the
+        ``method`` and a words space's phrases (:func:`~oddscope.core.workflows.guidance.add_space`)."""
         if self.session.busy_with_project("add a feature space"):
             return None
         root = self.model.project.root
         self.model.suspend_writing()
         task = self.session.run_task("guidance", f"Adding the feature space {name}",
-                                     functools.partial(jobs.add_guided_space, root, name, attribute, kind),
+                                     functools.partial(jobs.add_guided_space, root, name, attribute, kind, **how),
                                      functools.partial(self._added, name), in_process=True, on_done=self._ended)
         if task is None:
             self.model.resume_writing()
         return task
 
     def _added(self, name: str, spec: dict) -> None:
-        linear = _pair(spec, "probe_linear")
+        probe = ("" if spec["probe_after"] is None else f": linear probe {_pair(spec, 'probe_linear')} "
+                 f"(chance {spec['probe_after']['probe_chance']:.2f})")
         self.session.reload_table(f"Reading the scores of {name}",
-                                  f"Added the feature space {name} in {spec['seconds']:.0f} s: linear probe "
-                                  f"{linear} (chance {spec['probe_after']['probe_chance']:.2f}); Use ranks in it")
+                                  f"Added the feature space {name} in {spec['seconds']:.0f} s{probe}; Use ranks in it")
 
     def ask_remove(self) -> None:
         name = self.panel.selected()

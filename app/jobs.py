@@ -78,13 +78,14 @@ def prepare_session(root, method: str, progress=None) -> ActiveSession:
         return ActiveSession(project, method, progress=progress)
 
 
-def add_guided_space(root, name: str, attribute: str | None, kind: str, progress=None) -> dict:
-    """Child process: fit the feature space ``name`` (:func:`~oddscope.core.workflows.guidance.add_space`) and
-    score every detector in it; returns its spec.  A cancelled or failed one leaves nothing behind."""
+def add_guided_space(root, name: str, attribute: str | None, kind: str, progress=None, **how) -> dict:
+    """Child process: fit the feature space ``name`` (:func:`~oddscope.core.workflows.guidance.add_space`; ``how``:
+    its ``method``, a words space's phrases) and score every detector in it; returns its spec.  A cancelled or
+    failed one leaves nothing behind."""
     from oddscope.core.workflows.guidance import add_space
 
     with Project.open(root, writable=True) as project:
-        return add_space(project, name, attribute, kind=kind, progress=progress)
+        return add_space(project, name, attribute, kind=kind, progress=progress, **how)
 
 
 def remove_guided_space(root, name: str, progress=None) -> None:

@@ -9,10 +9,15 @@ AP, and the share of nuisance-only outliers in the top 50, raw features first.
   under a rare blue sky, 1%); nuisance ``sky_tint``.
 * ELPV (``--elpv DIR``, the ``elpv-dataset`` package folder): a seeded sample of ``--n-cells`` cells,
   the wafer ``type`` (mono/poly) as manifest metadata, defective = probability >= 0.5; nuisance ``type``.
+* methods on ELPV (``--elpv-methods DATA``, the folder holding ``elpv/``): the features cached by
+  ``quality_sets.py`` (1,600 cells, 800 functional and 800 defective, efficientnet-lite0), the ``type``
+  nuisance erased by LEACE and by the non-linear head (``--method nonlinear``): the probes and the kNN
+  defect AUROC, raw vs LEACE vs nonlinear, with the seconds of each fit.
 * speed: LEACE fit + transform + kNN re-scoring of ``--speed-n`` synthetic ``--dim``-d items.
 
     python benchmarks/bench_guidance.py --demo 2000 --elpv /work/data/elpv --speed-n 100000
     python benchmarks/bench_guidance.py --speed-n 5000 --dim 256       # a quick check
+    nice -n 19 python benchmarks/bench_guidance.py --elpv-methods /work/data   # ~2 min on a busy 2-core machine
 """
 
 from __future__ import annotations
@@ -74,6 +79,36 @@ def elpv_part(root: Path, n_cells: int, work: Path, seed: int = 0) -> dict:
     return guided_evaluation(manifest, truth, folder / "project", "type")
 
 
+def elpv_methods_part(data_dir: Path, cache: Path) -> dict:
+    """Probes of the wafer ``type`` and kNN defect AUROC on ELPV's cached features: raw, LEACE and the head."""
+    from quality_sets import load_set
+
+    from oddscope.core.models.detectors.knn import KnnDetector
+    from oddscope.core.models.guidance.erasure import concept_matrix, fit_leace
+    from oddscope.core.models.guidance.head import fit_head
+    from oddscope.core.models.guidance.probes import probe_nuisance
+    from oddscope.core.models.metrics import detection_metrics
+
+    cells = load_set("elpv", data_dir, cache)
+    labels = data_dir / "elpv" / "elpv_dataset" / "data"
+    wafer = {str(labels / row[0]): row[2] for row in
+             (line.split() for line in (labels / "labels.csv").read_text().splitlines() if line.strip())}
+    values = np.array([wafer[path] for path in cells.paths], dtype=object)
+    defective = cells.labels != "functional"
+    Z, kind = concept_matrix(values)
+    fits = {"raw": lambda X: X, "leace": lambda X: fit_leace(X, Z).apply(X),
+            "nonlinear": lambda X: fit_head(X, Z, kind).apply(X)}
+    rows = {}
+    for name, fit in fits.items():
+        t0 = time.perf_counter()
+        X = fit(cells.X)
+        seconds = time.perf_counter() - t0
+        scores = KnnDetector().fit(X).score(X, exclude_self=True)
+        rows[name] = {**probe_nuisance(X, values), "auroc": detection_metrics(scores, defective, ks=())["auroc"],
+                      "seconds": seconds}
+    return rows
+
+
 def speed_part(n: int, dim: int, seed: int = 0) -> dict:
     """Seconds to fit LEACE on ``n`` x ``dim`` features with a binary nuisance, transform them, and score the
     kNN detector (DN2, k=5, cosine) on the result."""
@@ -112,6 +147,10 @@ def main(argv=None):
     parser.add_argument("--demo", type=int, default=0, help="Demo survey images (0: skip).")
     parser.add_argument("--elpv", type=Path, default=None, help="The elpv-dataset folder (skip when absent).")
     parser.add_argument("--n-cells", type=int, default=800)
+    parser.add_argument("--elpv-methods", type=Path, default=None,
+                        help="Data folder holding elpv/: LEACE vs the non-linear head on the cached features.")
+    parser.add_argument("--cache", type=Path, default=Path("~/.cache/oddscope-bench"),
+                        help="quality_sets.py's feature cache.")
     parser.add_argument("--speed-n", type=int, default=0, help="Synthetic items for the speed part (0: skip).")
     parser.add_argument("--dim", type=int, default=1280)
     parser.add_argument("--work", type=Path, default=None, help="Folder for the projects [default: a temporary one].")
@@ -127,6 +166,13 @@ def main(argv=None):
         if args.elpv:
             results["elpv"] = elpv_part(args.elpv, args.n_cells, work)
             print(table("ELPV", results["elpv"]), flush=True)
+    if args.elpv_methods:
+        results["elpv_methods"] = elpv_methods_part(args.elpv_methods, args.cache)
+        header = f"{'space':<10}{'probe lin':>10}{'probe MLP':>10}{'chance':>8}{'AUROC':>8}{'s':>6}"
+        print(f"\nELPV, nuisance type: {header}")
+        for name, row in results["elpv_methods"].items():
+            print(f"{'':<21}{name:<10}{row['probe_linear']:>10.3f}{row['probe_nonlinear']:>10.3f}"
+                  f"{row['probe_chance']:>8.3f}{row['auroc']:>8.3f}{row['seconds']:>6.1f}", flush=True)
     if args.speed_n:
         results["speed"] = speed_part(args.speed_n, args.dim)
         print(f"\nspeed, {args.speed_n} x {args.dim}: " + ", ".join(

@@ -1,5 +1,6 @@
 """Shared pytest setup: Qt tests run without a display; one small demo project and one texture project per session."""
 import atexit
+import json
 import os
 import shutil
 import tempfile
@@ -30,6 +31,30 @@ def demo_dir(tmp_path_factory):
     with Project.create(root / "project") as project:
         index_images(project, root / "images")
     return root
+
+
+TINY_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory):
+    """A tiny CLIP registered as a custom open_clip config (the smallest built-in, ViT-S-32, is 63M
+    parameters and a 250 MB checkpoint), with random weights saved to a file."""
+    import open_clip
+    import torch
+
+    folder = tmp_path_factory.mktemp("clip")
+    (folder / "oddscope-test-tiny-clip.json").write_text(json.dumps(TINY_CLIP))
+    open_clip.add_model_config(folder / "oddscope-test-tiny-clip.json")
+    torch.manual_seed(2)
+    model = open_clip.create_model("oddscope-test-tiny-clip").eval()
+    path = folder / "tiny_clip.pt"
+    torch.save(model.state_dict(), path)
+    return model, path
 
 
 @pytest.fixture(scope="session")

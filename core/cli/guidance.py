@@ -11,8 +11,9 @@ from oddscope.core.cli.common import PROJECT, Bars, friendly_errors
 from oddscope.core.project.store import Project
 
 _NAME = click.option("--name", "-n", default=None, help="Name of the new feature space [default: from the attribute].")
-_METHOD = click.option("--method", default="leace", show_default=True,
-                       help="leace (linear concept erasure); redpanda and clip-prompts are not available yet.")
+_METHOD = click.option("--method", type=click.Choice(["leace", "nonlinear"]), default="leace", show_default=True,
+                       help="leace: linear concept erasure (closed form); nonlinear: a projection head trained "
+                            "against an adversary (Red PANDA's idea; torch, seconds to a minute on the CPU).")
 _QUIET = click.option("--quiet", "-q", is_flag=True)
 
 
@@ -33,13 +34,17 @@ def _add(project_dir, name, quiet, **spec) -> None:
         finally:
             bars.close()
     before, after = result["probe_before"], result["probe_after"]
-    click.echo(f"Added feature space '{name}' ({result['kind']}, {result['method']}, {result['rank']} direction(s), "
+    size = f"{result['rank']} dimension(s)" if result["method"] == "nonlinear" else f"{result['rank']} direction(s)"
+    click.echo(f"Added feature space '{name}' ({result['kind']}, {result['method']}, {size}, "
                f"fitted on {result['n_fit']} items in {result['seconds']:.1f}s); its scores are <detector>@{name}")
-    click.echo(f"Probe (linear / MLP, chance {before['probe_chance']:.3f}): before {_probe(before)}, "
-               f"after {_probe(after)}")
+    if after is not None:
+        click.echo(f"Probe (linear / MLP, chance {before['probe_chance']:.3f}): before {_probe(before)}, "
+                   f"after {_probe(after)}")
 
 
-def _probe(probe: dict) -> str:
+def _probe(probe: dict | None) -> str:
+    if probe is None:
+        return "-"
     nonlinear = probe["probe_nonlinear"]
     return f"{probe['probe_linear']:.3f} / " + ("-" if nonlinear is None else f"{nonlinear:.3f}")
 
@@ -69,6 +74,25 @@ def guidance_relevant(project_dir, name, weight, quiet):
     _add(project_dir, name or "relevant", quiet, kind="relevant", weight=weight)
 
 
+@guidance.command("text")
+@PROJECT
+@click.option("--nuisance", "nuisance_words", multiple=True, metavar="PHRASE",
+              help="What to ignore, in words (\"background colour\"); repeatable.")
+@click.option("--relevant", "relevant_words", multiple=True, metavar="PHRASE",
+              help="What matters, in words (\"shape of the object\"); repeatable.")
+@click.option("--name", "-n", required=True, help="Name of the new feature space.")
+@click.option("--weight", type=float, default=None,
+              help="With --relevant: keep every direction and scale the relevant ones by this [default: keep only "
+                   "them].")
+@_QUIET
+@friendly_errors
+def guidance_text(project_dir, nuisance_words, relevant_words, name, weight, quiet):
+    """Add a feature space from attributes in words (CLIP encoders only): the directions the CLIP text tower gives
+    the --nuisance phrases are removed from the image features, those of the --relevant phrases kept."""
+    _add(project_dir, name, quiet, kind="words", nuisance_words=nuisance_words, relevant_words=relevant_words,
+         weight=weight)
+
+
 @guidance.command("list")
 @PROJECT
 @click.option("--json", "as_json", is_flag=True)
@@ -85,6 +109,10 @@ def guidance_list(project_dir, as_json):
     if not known:
         click.echo("No feature spaces (add one with `oddscope guidance add --nuisance COLUMN`).")
     for name, spec in known.items():
+        if spec["kind"] == "words":
+            click.echo(f"{name:<16} words: ignore {', '.join(spec['nuisance_words']) or '-'}; keep "
+                       f"{', '.join(spec['relevant_words']) or 'the rest'} ({spec['method']})")
+            continue
         what = spec["attribute"] if spec["kind"] == "nuisance" else "your 4-5 scores"
         click.echo(f"{name:<16} {spec['kind']} {what} ({spec['source']}), {spec['method']}; probe before "
                    f"{_probe(spec['probe_before'])}, after {_probe(spec['probe_after'])}, "

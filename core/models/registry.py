@@ -137,6 +137,7 @@ DEFAULT_ENCODER = ENCODERS.default
 RUNTIMES = ("auto", "torch", "openvino")
 
 _DETECTORS = "oddscope.core.models.detectors"
+_TORCH_INSTALL = "install Oddscope with pip (the desktop bundle leaves torch out)"
 DETECTORS = Registry("detector", [
     Entry("knn", "mean cosine distance to the k nearest neighbours (DN2)", f"{_DETECTORS}.knn:KnnDetector"),
     Entry("knn-l2", "kNN with Euclidean distances", f"{_DETECTORS}.knn:KnnDetector", {"metric": "l2"}),
@@ -154,8 +155,7 @@ DETECTORS = Registry("detector", [
     Entry("mahalanobis", "Mahalanobis distance to a shrunk Gaussian fit",
           f"{_DETECTORS}.mahalanobis:MahalanobisDetector"),
     Entry("autoencoder", "reconstruction error of a small MLP autoencoder",
-          f"{_DETECTORS}.autoencoder:AutoencoderDetector", requires="torch",
-          install="install Oddscope with pip (the desktop bundle leaves torch out)"),
+          f"{_DETECTORS}.autoencoder:AutoencoderDetector", requires="torch", install=_TORCH_INSTALL),
 ])
 DEFAULT_DETECTORS = DETECTORS.standard()
 
@@ -174,6 +174,19 @@ RANKERS = Registry("ranker", [
           f"{_PEERS}:AadRanker", standard=False, requires="coniferest", install=_PEERS_INSTALL),
     Entry("pineforest", "SNAD's PineForest: isolation trees filtered by the labels (coniferest)",
           f"{_PEERS}:PineForestRanker", standard=False, requires="coniferest", install=_PEERS_INSTALL),
+])
+
+_GUIDANCE = "oddscope.core.models.guidance"
+# How a guided feature space is made (core.workflows.guidance): nuisance erasure, or attributes in words.
+GUIDANCE_METHODS = Registry("guidance method", [
+    Entry("leace", "closed-form linear concept erasure (LEACE)", f"{_GUIDANCE}.erasure:fit_leace",
+          label="LEACE (linear concept erasure)"),
+    Entry("nonlinear", "Red PANDA's idea: a projection head trained on the CPU so that an adversary cannot read "
+          "the nuisance", f"{_GUIDANCE}.head:fit_head", label="Red PANDA (non-linear head)", requires="torch",
+          install=_TORCH_INSTALL),
+    Entry("clip-prompts", "attributes in words: CLIP text prompts give directions that are removed or kept",
+          f"{_GUIDANCE}.prompts:fit_prompts", label="CLIP prompts (in words)", requires="open_clip",
+          install=_TORCH_INSTALL),
 ])
 
 METRICS = Registry("metric", [

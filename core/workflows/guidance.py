@@ -5,9 +5,11 @@ holds no information on the nuisance attribute, then score by kNN density in it.
 rare nuisance value (the rarer wafer type, another telescope, a tinted sky) otherwise
 floods the top of every ranking, since density estimators find rare *anything*.
 
-A space is added with a spec (``kind`` nuisance or relevant, the ``attribute``: a
-metadata column of the manifest or a tag prefix such as ``pose`` for ``pose:left``
-tags, the ``method``, a ``name``); this module fits its transform on the analysed
+A space is added with a spec (``kind`` nuisance, relevant or words, the ``attribute``:
+a metadata column of the manifest or a tag prefix such as ``pose`` for ``pose:left``
+tags, the ``method`` of :data:`~oddscope.core.models.registry.GUIDANCE_METHODS`, a
+``name``; a words space has phrases instead of an attribute, embedded by the project's
+CLIP text tower); this module fits its transform on the analysed
 items, stores it (:mod:`oddscope.core.workflows.spaces`), scores every detector of the
 raw analysis in it (``score_<detector>@<space>``, by the same code as the raw scores)
 and records how well linear and non-linear probes still predict the attribute before
@@ -24,9 +26,11 @@ import numpy as np
 from oddscope.core.models.guidance.erasure import concept_matrix, fit_leace, fit_relevant
 from oddscope.core.models.guidance.probes import probe_nuisance
 from oddscope.core.models.rankers import INTERESTING_SCORE
+from oddscope.core.models.registry import GUIDANCE_METHODS
 from oddscope.core.progress import as_progress
 from oddscope.core.project.layout import (
     ANOMALY_DETECTOR,
+    ENCODER,
     GUIDANCE,
     RANKING,
     SCORE_PREFIX,
@@ -45,24 +49,32 @@ from oddscope.core.workflows.spaces import (
     spaces,
 )
 
-KINDS = ("nuisance", "relevant")
-METHODS = {"leace": "closed-form linear concept erasure (LEACE)"}
-# Named in the issue, not built yet: asked for, they say so instead of pretending.
-NOT_AVAILABLE = {"redpanda": "the non-linear Red PANDA projection head (adversarial, torch)",
-                 "clip-prompts": "nuisance or relevant attributes in words (CLIP text prompts)"}
+KINDS = ("nuisance", "relevant", "words")
+WORDS_METHOD = "clip-prompts"  # the method of a words space (and only of one)
+ERASERS = ("leace", "nonlinear")  # the methods that erase a nuisance attribute
 
 
-class NotAvailable(ValueError):
-    """A guidance method that Oddscope names but does not provide yet."""
-
-
-def check_method(method: str) -> str:
-    if method in NOT_AVAILABLE:
-        raise NotAvailable(f"guidance method {method!r} ({NOT_AVAILABLE[method]}) is not available yet; "
-                           f"use {', '.join(METHODS)}")
-    if method not in METHODS:
-        raise ValueError(f"unknown guidance method {method!r}; choose {', '.join(METHODS)}")
+def check_method(method: str, kind: str = "nuisance") -> str:
+    """``method`` if it can make a space of ``kind`` here; ValueError saying why not (unknown, wrong kind, or
+    its optional package missing, with the install hint)."""
+    entry = GUIDANCE_METHODS.entry(method)
+    allowed = (WORDS_METHOD,) if kind == "words" else ERASERS if kind == "nuisance" else ("leace",)
+    if method not in allowed:
+        raise ValueError(f"a {kind} space is made with {' or '.join(allowed)}, not {method!r}"
+                         + ("; attributes in words: `oddscope guidance text`" if method == WORDS_METHOD else ""))
+    if entry.missing():
+        raise ValueError(entry.missing())
     return method
+
+
+def words_reason(encoder_spec: str) -> str:
+    """Why attributes in words cannot be used with the encoder ``encoder_spec`` ("" when they can)."""
+    missing = GUIDANCE_METHODS[WORDS_METHOD].missing()
+    if missing:
+        return missing
+    if not encoder_spec.startswith("clip:"):
+        return f"needs a CLIP encoder (a text tower); this project's is {encoder_spec or 'none yet'}"
+    return ""
 
 
 def attribute_values(project: Project, attribute: str, ids) -> tuple[np.ndarray, str]:
@@ -106,23 +118,33 @@ def analysed_ids(project: Project) -> tuple[np.ndarray, np.ndarray]:
 
 
 def add_space(project: Project, name: str, attribute: str | None = None, kind: str = "nuisance",
-              method: str = "leace", weight: float | None = None, progress=None) -> dict:
+              method: str = "leace", weight: float | None = None, nuisance_words=(), relevant_words=(),
+              progress=None) -> dict:
     """Fit the space ``name`` and score every detector in it; returns its spec (also stored in the project).
 
-    ``kind="nuisance"``: erase ``attribute`` (metadata column or tag prefix).  ``kind="relevant"``: keep
+    ``kind="nuisance"``: erase ``attribute`` (metadata column or tag prefix) with ``method`` (leace, or
+    nonlinear: :func:`~oddscope.core.models.guidance.head.fit_head`).  ``kind="relevant"``: keep
     the directions separating the items labelled 4-5 from the other labelled ones (``weight``: see
-    :func:`~oddscope.core.models.guidance.erasure.fit_relevant`).
+    :func:`~oddscope.core.models.guidance.erasure.fit_relevant`).  ``kind="words"`` (a CLIP project):
+    remove the directions of the ``nuisance_words`` phrases, keep those of the ``relevant_words``
+    (:func:`~oddscope.core.models.guidance.prompts.fit_prompts`; ``method`` is then clip-prompts).
     """
     check_space_name(name)
-    check_method(method)
-    if name in spaces(project):
-        raise ValueError(f"a feature space {name!r} exists; remove it first (`oddscope guidance remove {name}`)")
     if kind not in KINDS:
         raise ValueError(f"guidance kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    method = WORDS_METHOD if kind == "words" else method
+    check_method(method, kind)
+    if name in spaces(project):
+        raise ValueError(f"a feature space {name!r} exists; remove it first (`oddscope guidance remove {name}`)")
     if kind == "nuisance" and not attribute:
         raise ValueError("a nuisance space needs the attribute to ignore (a metadata column or a tag prefix)")
     spec = {"kind": kind, "attribute": attribute if kind == "nuisance" else None, "method": method,
             "weight": weight}
+    if kind == "words":
+        spec.update(nuisance_words=[w.strip() for w in nuisance_words if w.strip()],
+                    relevant_words=[w.strip() for w in relevant_words if w.strip()])
+        if not spec["nuisance_words"] and not spec["relevant_words"]:
+            raise ValueError("attributes in words need at least one nuisance or relevant phrase")
     try:
         spec = _fit_space(project, name, spec, progress)
     except BaseException:  # failed or cancelled: leave no half-made space behind
@@ -141,12 +163,19 @@ def _fit_space(project: Project, name: str, spec: dict, progress=None, detectors
     test_ids, ref_ids = analysed_ids(project)
     all_ids = np.concatenate([test_ids, ref_ids])
     progress.update(f"guidance {name}: fitting", 0, 1)
-    if spec["kind"] == "nuisance":
+    if spec["kind"] == "words":
+        transform, fit_ids, source = _fit_words(project, spec), all_ids[:0], "words"
+    elif spec["kind"] == "nuisance":
         values, source = attribute_values(project, spec["attribute"], all_ids)
         known = np.array([v is not None for v in values])
         fit_ids, target = all_ids[known], values[known]
         X_fit = space_features(project, fit_ids)
-        transform = fit_leace(X_fit, concept_matrix(target)[0])
+        if spec["method"] == "nonlinear":
+            from oddscope.core.models.guidance.head import fit_head
+
+            transform = fit_head(X_fit, *concept_matrix(target), progress=progress)
+        else:
+            transform = fit_leace(X_fit, concept_matrix(target)[0])
     else:
         scores = project.labels()["score"].dropna()
         scores = scores[scores.index.isin(test_ids)]
@@ -156,7 +185,9 @@ def _fit_space(project: Project, name: str, spec: dict, progress=None, detectors
         transform = fit_relevant(X_fit, target, weight=spec["weight"])
     progress.check()
     progress.update(f"guidance {name}: probing", 0, 1)
-    before, after = probe_nuisance(X_fit, target), probe_nuisance(transform.apply(X_fit), target)
+    before = after = None  # a words space has no attribute to probe (`evaluate guidance` probes any column)
+    if spec["kind"] != "words":
+        before, after = probe_nuisance(X_fit, target), probe_nuisance(transform.apply(X_fit), target)
     save_transform(project, name, transform)
     # The spec is stored before scoring: the scores are read through it.
     spec = {**spec, "source": source, "encoder": feature_key(project), "rank": transform.rank,
@@ -168,6 +199,21 @@ def _fit_space(project: Project, name: str, spec: dict, progress=None, detectors
     score_detectors(project, detectors or _raw_detectors(project), X, memory, test_ids,
                     feature_key(project, name), mode, space=name, progress=progress)
     return {**spec, "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _fit_words(project: Project, spec: dict):
+    """The transform of a words space: its phrases embedded by the text tower of the project's own CLIP
+    (ValueError when the project's encoder has none)."""
+    from oddscope.core.models.guidance.prompts import fit_prompts, phrase_directions
+    from oddscope.core.workflows.segmentation import project_encoder
+
+    reason = words_reason((ENCODER.read(project) or {}).get("spec", ""))
+    if reason:
+        raise ValueError(f"attributes in words {reason}")
+    encoder = project_encoder(project, device="cpu")
+    return fit_prompts(phrase_directions(encoder.encode_text, spec["nuisance_words"]),
+                       phrase_directions(encoder.encode_text, spec["relevant_words"]), encoder.dim,
+                       weight=spec["weight"])
 
 
 def _raw_detectors(project: Project) -> dict:

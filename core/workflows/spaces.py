@@ -1,8 +1,8 @@
 """Guided feature spaces as stored in a project: their specs, their fitted transforms, their features.
 
 A space is the encoder's features passed through a transform fitted by
-:mod:`oddscope.core.workflows.guidance` (LEACE erasure of a nuisance, or the
-relevant-only projection).  Only the spec (a project setting) and the small
+:mod:`oddscope.core.workflows.guidance` (LEACE erasure of a nuisance, the non-linear
+head, the relevant-only projection, or attributes in words).  Only the spec (a project setting) and the small
 transform (``layout.guidance_model``) are stored: a space's features are the raw
 feature file transformed on reading, so a space costs no second feature matrix.
 Everything downstream (neighbours, active learning, the app) reads a space's
@@ -16,6 +16,7 @@ import re
 import numpy as np
 
 from oddscope.core.models.guidance.erasure import SubspaceTransform
+from oddscope.core.models.guidance.head import HeadTransform
 from oddscope.core.project.features import load_features
 from oddscope.core.project.layout import ENCODER, GUIDANCE, RAW_SPACE, space_name
 from oddscope.core.project.store import Project
@@ -45,13 +46,14 @@ def check_space_name(name: str) -> str:
     return name
 
 
-def load_transform(project: Project, space: str) -> SubspaceTransform:
-    space_spec(project, space)
+def load_transform(project: Project, space: str) -> SubspaceTransform | HeadTransform:
+    """The fitted transform of ``space``: the non-linear head's, or the linear one every other method makes."""
+    kind = HeadTransform if space_spec(project, space)["method"] == "nonlinear" else SubspaceTransform
     with np.load(project.layout.guidance_model(space)) as arrays:
-        return SubspaceTransform.from_arrays(arrays)
+        return kind.from_arrays(arrays)
 
 
-def save_transform(project: Project, space: str, transform: SubspaceTransform) -> None:
+def save_transform(project: Project, space: str, transform: SubspaceTransform | HeadTransform) -> None:
     path = project.layout.guidance_model(space)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{space}.tmp.npz")

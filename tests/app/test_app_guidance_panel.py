@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtWidgets
 from windows import open_window
 
 from oddscope.app import dialogs
+from oddscope.app.guidance_panel import AddSpaceDialog
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.guidance import add_space
 from oddscope.core.workflows.spaces import space_features
@@ -108,13 +109,30 @@ def test_options_that_cannot_be_used_are_disabled_with_the_reason(guided_window)
     assert not dialog.relevant_radio.isEnabled() and "needs images you scored 4-5" in dialog.relevant_radio.text()
     methods = dialog.method_combo.model()
     reasons = {methods.item(r).text(): methods.item(r).isEnabled() for r in range(methods.rowCount())}
-    assert reasons == {"LEACE (linear concept erasure)": True, "Red PANDA (non-linear): not available yet": False,
-                       "CLIP prompts (in words): needs a CLIP encoder": False}
+    assert reasons == {"LEACE (linear concept erasure)": True, "Red PANDA (non-linear head)": True}
+    assert not dialog.words_radio.isEnabled() and "needs a CLIP encoder" in dialog.words_radio.text()
     assert [dialog.attribute_combo.itemData(i) for i in range(dialog.attribute_combo.count())] == ["cam", "pose"]
     dialog.name_edit.setText(SPACE)
     dialog.name_edit.textEdited.emit(SPACE)
     assert not dialog.buttons.button(QtWidgets.QDialogButtonBox.Ok).isEnabled() and "exists" in dialog.reason.text()
     dialog.reject()
+
+
+def test_the_dialog_asks_for_the_nonlinear_head_or_for_words_on_a_clip_project(qtbot):
+    dialog = AddSpaceDialog([("cam", "metadata: cam")], "", "", [])
+    qtbot.addWidget(dialog)
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("nonlinear"))
+    assert dialog.values() == {"name": "no-cam", "kind": "nuisance", "attribute": "cam", "method": "nonlinear"}
+    assert dialog.words_radio.isEnabled() and not dialog.nuisance_words.isEnabled()
+    dialog.words_radio.setChecked(True)
+    ok = dialog.buttons.button(QtWidgets.QDialogButtonBox.Ok)
+    assert dialog.nuisance_words.isEnabled() and not ok.isEnabled() and "in words" in dialog.reason.text()
+    dialog.nuisance_words.setText("background colour; rotation ;")
+    dialog.relevant_words.setText("shape of the object")
+    assert ok.isEnabled() and not dialog.attribute_combo.isEnabled()
+    assert dialog.values() == {"name": "words", "kind": "words", "attribute": None, "method": "clip-prompts",
+                               "nuisance_words": ["background colour", "rotation"],
+                               "relevant_words": ["shape of the object"]}
 
 
 def test_the_dock_toggles_with_g_and_is_remembered(qtbot, guided_window, tmp_path):
@@ -162,6 +180,6 @@ def test_relevant_only_is_offered_once_there_are_high_and_low_scores(guided_wind
     dialog = window.guidance.ask_add()
     assert dialog.relevant_radio.isEnabled() and dialog.relevant_radio.toolTip() == ""
     dialog.relevant_radio.setChecked(True)
-    assert dialog.values() == {"name": "relevant", "kind": "relevant", "attribute": None}
+    assert dialog.values() == {"name": "relevant", "kind": "relevant", "attribute": None, "method": "leace"}
     assert not dialog.attribute_combo.isEnabled()
     dialog.reject()

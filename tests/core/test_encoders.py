@@ -229,29 +229,6 @@ def test_hub_weights_offline_without_cache_raise(tmp_path):
     assert "cache" in lines[1] and "--weights FILE" in lines[1]
 
 
-TINY_CLIP = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-}
-
-
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory):
-    """A tiny CLIP registered as a custom open_clip config (the smallest built-in, ViT-S-32, is 63M
-    parameters and a 250 MB checkpoint), with random weights saved to a file."""
-    import open_clip
-
-    folder = tmp_path_factory.mktemp("clip")
-    (folder / "oddscope-test-tiny-clip.json").write_text(json.dumps(TINY_CLIP))
-    open_clip.add_model_config(folder / "oddscope-test-tiny-clip.json")
-    torch.manual_seed(2)
-    model = open_clip.create_model("oddscope-test-tiny-clip").eval()
-    path = folder / "tiny_clip.pt"
-    torch.save(model.state_dict(), path)
-    return model, path
-
-
 def test_clip_local_checkpoint_gives_the_original_features(tiny_clip, photos):
     import open_clip
 

@@ -132,11 +132,31 @@ def test_relevant_only_and_honest_refusals(sky_project):
     assert result.exit_code == 0, result.output
     assert "Added feature space 'relevant' (relevant, leace" in result.output
     refused = run("guidance", "add", "--project", sky_project, "--nuisance", "sky_tint", "--method", "redpanda")
-    assert refused.exit_code != 0 and "not available yet" in refused.output
+    assert refused.exit_code != 0 and "'redpanda' is not one of 'leace', 'nonlinear'" in refused.output
     again = run("guidance", "add", "--project", sky_project, "--nuisance", "sky_tint")
     assert again.exit_code != 0 and "exists; remove it first" in again.output
     unknown = run("guidance", "add", "--project", sky_project, "--nuisance", "colour", "--name", "x")
     assert unknown.exit_code != 0 and "neither a metadata column" in unknown.output
+
+
+def test_the_nonlinear_head_makes_a_space_like_leace(sky_project, sky_dir):
+    pytest.importorskip("torch")
+    result = run("guidance", "add", "--project", sky_project, "--nuisance", "sky_tint", "--method", "nonlinear",
+                 "--name", "head", "-q")
+    assert result.exit_code == 0, result.output
+    assert "Added feature space 'head' (nuisance, nonlinear, 128 dimension(s), fitted on 306 items" in result.output
+    with Project.open(sky_project) as project:
+        spec = spaces(project)["head"]
+        ids = project.load_array("test_ids")
+        assert spec["method"] == "nonlinear" and project.layout.guidance_model("head").exists()
+        assert np.isfinite(project.load_array("score_knn@head")[ids]).all()
+    data = json.loads(run("evaluate", "guidance", "--project", sky_project, "--truth", sky_dir / "truth.csv",
+                          "--nuisance", "sky_tint", "--json").output)
+    raw, head = data["spaces"]["raw"], data["spaces"]["head"]
+    assert list(data["spaces"]) == ["raw", SPACE, "head"]
+    assert head["probe_linear"] <= head["probe_chance"] + 0.01  # measured: at chance (raw 0.99, chance 0.98)
+    assert head["nuisance_outliers_top50"] == 0 < raw["nuisance_outliers_top50"]
+    assert head["auroc"] >= raw["auroc"] - 0.05  # measured: 0.93 against 0.97
 
 
 def test_a_space_that_fails_while_scoring_leaves_nothing_behind(sky_project, monkeypatch):

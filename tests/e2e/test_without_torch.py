@@ -28,6 +28,10 @@ def test_index_evaluate_and_screenshot_without_torch(exported, tmp_path):
                                        cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert "knn" in evaluated.stdout and "autoencoder" not in evaluated.stdout
+    head = oddscope_without_torch("guidance", "add", "--project", tmp_path / "project", "--nuisance", "sky_tint",
+                                  "--method", "nonlinear", cwd=tmp_path)
+    assert head.returncode != 0 and "nonlinear needs the package 'torch'" in head.stderr + head.stdout
+    assert "Traceback" not in head.stderr
     maps = oddscope_without_torch("maps", "compute", "--project", tmp_path / "project", cwd=tmp_path)
     assert maps.returncode != 0 and "needs torch" in maps.stderr and "Traceback" not in maps.stderr
     shot = oddscope_without_torch("open", tmp_path / "project", "--screenshot", tmp_path / "shot.png",

@@ -10,7 +10,7 @@ from oddscope.core.models.detectors.base import MAX_DIMS, Detector, fit_reducer
 
 
 @contextmanager
-def _single_torch_thread():
+def single_torch_thread():
     """Run a tiny model on one thread: for a ~100k-parameter MLP, thread
     synchronisation costs far more than it saves (40x slower on a busy 2-core
     machine), and one thread gives the same floats on every machine."""
@@ -67,7 +67,7 @@ class AutoencoderDetector(Detector):
         return torch.from_numpy(((Z - self.mean_) / self.std_).astype(np.float32))
 
     def _fit(self, X):
-        with _single_torch_thread():
+        with single_torch_thread():
             self._train(X)
 
     def _train(self, X):
@@ -100,6 +100,6 @@ class AutoencoderDetector(Detector):
         import torch
 
         data = self._standardise(X)
-        with torch.no_grad(), _single_torch_thread():
+        with torch.no_grad(), single_torch_thread():
             errors = [((self.model_(b) - b) ** 2).mean(dim=1) for b in data.split(65536)]
         return torch.cat(errors).numpy()
