@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from oddscope.core.models.knn import IndexCache
 from oddscope.core.models.registry import make_detector
 from oddscope.core.progress import as_progress
 from oddscope.core.project.layout import score_array, space_name
@@ -23,14 +24,17 @@ def score_detectors(project: Project, detectors: dict, X: np.ndarray, memory: np
 
     ``key`` is the feature key the runs are recorded under (the encoder's, qualified by the space);
     ``score(detector, X, exclude_self)`` replaces ``detector.score`` (the Ray cluster's spread queries).
+    kNN-based detectors share one neighbour index per metric (:class:`IndexCache`).
     """
     progress = as_progress(progress)
     timings = {} if timings is None else timings
     n = project.n_items
+    indexes = IndexCache()
     for step, (name, kwargs) in enumerate(detectors.items()):
         progress.update("scores", step, len(detectors))
         t0 = time.perf_counter()
         detector = make_detector(name, **kwargs)
+        detector.indexes = indexes
         detector.fit(memory)
         exclude_self = mode == "unsupervised"
         values = score(detector, X, exclude_self) if score else detector.score(X, exclude_self=exclude_self)

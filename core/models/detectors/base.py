@@ -28,6 +28,9 @@ class Detector:
     """Base class: validates inputs, remembers the fit dimension and size."""
 
     name = "detector"
+    # Set by a caller fitting several detectors on the same features (core.workflows.scoring): kNN-based ones
+    # then share one neighbour index per metric (see oddscope.core.models.knn.IndexCache).
+    indexes = None
 
     def fit(self, X_memory) -> "Detector":
         """Learn what normal looks like from ``X_memory`` (reference set or whole collection)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from oddscope.core.models.detectors.base import Detector
-from oddscope.core.models.knn import KnnIndex
+from oddscope.core.models.knn import build_index
 from oddscope.core.models.registry import METRICS
 
 
@@ -37,7 +37,7 @@ class KnnDetector(Detector):
     def _fit(self, X):
         if self.hubness and len(X) < 2:
             raise ValueError("local scaling needs at least 2 fit rows")
-        self.index_ = KnnIndex(self.metric).build(X)
+        self.index_ = build_index(self.metric, X, self.indexes)
         self.k_ = self.k
         if self.hubness:
             # σ of memory items never counts the item itself, in either mode;
