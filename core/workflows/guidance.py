@@ -38,6 +38,8 @@ from oddscope.core.workflows.scoring import score_detectors
 from oddscope.core.workflows.spaces import (
     check_space_name,
     feature_key,
+    fit_basis,
+    in_basis,
     save_transform,
     space_features,
     space_spec,
@@ -140,12 +142,13 @@ def _fit_space(project: Project, name: str, spec: dict, progress=None, detectors
     t0 = time.perf_counter()
     test_ids, ref_ids = analysed_ids(project)
     all_ids = np.concatenate([test_ids, ref_ids])
+    raw = space_features(project, all_ids)
     progress.update(f"guidance {name}: fitting", 0, 1)
     if spec["kind"] == "nuisance":
         values, source = attribute_values(project, spec["attribute"], all_ids)
         known = np.array([v is not None for v in values])
         fit_ids, target = all_ids[known], values[known]
-        X_fit = space_features(project, fit_ids)
+        X_fit = raw[known]
         transform = fit_leace(X_fit, concept_matrix(target)[0])
     else:
         scores = project.labels()["score"].dropna()
@@ -157,14 +160,20 @@ def _fit_space(project: Project, name: str, spec: dict, progress=None, detectors
     progress.check()
     progress.update(f"guidance {name}: probing", 0, 1)
     before, after = probe_nuisance(X_fit, target), probe_nuisance(transform.apply(X_fit), target)
-    save_transform(project, name, transform)
+    progress.check()
+    guided = transform.apply(raw)
+    del raw
+    basis = fit_basis(guided)
+    save_transform(project, name, transform, basis)
     # The spec is stored before scoring: the scores are read through it.
     spec = {**spec, "source": source, "encoder": feature_key(project), "rank": transform.rank,
+            "dims": basis.dim if basis is not None else guided.shape[1],
             "n_fit": int(len(fit_ids)), "probe_before": before, "probe_after": after}
     GUIDANCE.write(project, {**spaces(project), name: spec})
-    X = space_features(project, test_ids, name)
+    features = in_basis(basis, guided)  # what space_features(project, all_ids, name) reads back
+    X = features[:len(test_ids)]
     mode = "reference" if len(ref_ids) else "unsupervised"
-    memory = space_features(project, ref_ids, name) if len(ref_ids) else X
+    memory = features[len(test_ids):] if len(ref_ids) else X
     score_detectors(project, detectors or _raw_detectors(project), X, memory, test_ids,
                     feature_key(project, name), mode, space=name, progress=progress)
     return {**spec, "seconds": round(time.perf_counter() - t0, 3)}
