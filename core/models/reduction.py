@@ -122,13 +122,16 @@ class DistanceBasis:
         return cls(np.asarray(arrays[f"{prefix}components"], np.float32), float(arrays[f"{prefix}offset"]))
 
 
-def fit_distance_basis(X, n_components: int, seed: int = 0, max_fit_rows: int = 20_000) -> DistanceBasis | None:
+def fit_distance_basis(X, n_components: int, min_variance: float = 0.8, seed: int = 0,
+                       max_fit_rows: int = 20_000) -> DistanceBasis | None:
     """The :class:`DistanceBasis` of the top ``n_components`` principal directions of ``X``, or None when ``X``
-    is not wider than that basis.
+    is not wider than that basis or those directions hold less than ``min_variance`` of its variance.
 
-    Fitted on a row sample (the directions settle long before 10^5 rows) from the covariance and one
-    eigendecomposition: a d x d problem whatever the rows, where scikit-learn's randomized PCA to 256 of 1280
-    dimensions takes several times longer.
+    The guard keeps distances honest: encoder features hold 0.89-0.99 of their variance in 256 of 1280
+    directions (kNN scores then agree at Spearman > 0.99), isotropic noise a fifth (Spearman 0.2), and such
+    features keep their full width.  Fitted on a row sample (the directions settle long before 10^5 rows)
+    from the covariance and one eigendecomposition: a d x d problem whatever the rows, where scikit-learn's
+    randomized PCA to 256 of 1280 dimensions takes several times longer.
     """
     X = check_features(X)
     n, d = X.shape
@@ -139,7 +142,10 @@ def fit_distance_basis(X, n_components: int, seed: int = 0, max_fit_rows: int = 
         rows = np.sort(np.random.default_rng(seed).choice(n, max_fit_rows, replace=False))
     mean = X[rows].mean(axis=0, dtype=np.float64)
     centred = X[rows] - mean.astype(np.float32)
-    _, vectors = np.linalg.eigh((centred.T @ centred).astype(np.float64))
+    variances, vectors = np.linalg.eigh((centred.T @ centred).astype(np.float64))
+    variances = np.clip(variances[::-1], 0.0, None)
+    if variances[:n_components].sum() < min_variance * max(variances.sum(), np.finfo(np.float64).tiny):
+        return None
     V = vectors[:, ::-1][:, :n_components]
     offset = float(np.linalg.norm(mean - V @ (V.T @ mean)))
     return DistanceBasis(np.ascontiguousarray(V, dtype=np.float32), offset)

@@ -47,9 +47,11 @@ def test_knn_scores_in_the_reduced_guided_space_match_the_full_dimension_ones():
         assert spearmanr(full, reduced)[0] > 0.99
 
 
-def test_narrow_features_keep_their_width_and_the_basis_round_trips():
+def test_narrow_or_high_dimensional_features_keep_their_width_and_the_basis_round_trips():
     X, _ = encoder_like(n=300, d=200)
     assert fit_distance_basis(X, 256) is None
+    noise = np.random.default_rng(2).standard_normal((600, 400)).astype(np.float32)
+    assert fit_distance_basis(noise, 64) is None  # 64 of 400 directions hold a fifth of isotropic noise
     basis = fit_distance_basis(X, 64)
     again = DistanceBasis.from_arrays(basis.to_arrays("b_"), "b_")
     np.testing.assert_array_equal(again.apply(X), basis.apply(X))
