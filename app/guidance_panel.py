@@ -10,7 +10,8 @@ detector in it: a status-bar task in a child process (progress, Cancel) that
 borrows the window's writer lock; the table is read again when it ends.
 *Use* switches the ranking to the space's version of the current detector and
 the neighbours strip to the space's features; the status bar says which space
-is in use.  Removal is final (adding the space again refits it).
+is in use.  *Compare* opens two spaces' top rankings side by side
+(:mod:`oddscope.app.compare_spaces`).  Removal is final (adding the space again refits it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Qt, Signal
 
 from oddscope.app import dialogs, jobs
+from oddscope.app.compare_spaces import CompareSpacesDialog
 from oddscope.app.model import ProjectModel
 from oddscope.app.session import ProjectSession
 from oddscope.core.project.layout import ENCODER, RAW_SPACE, space_name, split_space
@@ -106,11 +108,14 @@ class GuidancePanel(QtWidgets.QWidget):
         self.use_button = QtWidgets.QPushButton("Use")
         self.use_button.setToolTip("Rank (and find neighbours) in the selected space: the current detector's "
                                    "version in it; raw goes back (double-click does the same)")
+        self.compare_button = QtWidgets.QPushButton("Compare…")
+        self.compare_button.setToolTip("The top of a detector's ranking in two spaces side by side, with how far "
+                                       "each item moved (from the scores already computed)")
         self.note = QtWidgets.QLabel()
         self.note.setWordWrap(True)
         self.note.setObjectName("guidanceNote")
         buttons = QtWidgets.QHBoxLayout()
-        for button in (self.use_button, self.add_button, self.remove_button):
+        for button in (self.use_button, self.compare_button, self.add_button, self.remove_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout = QtWidgets.QVBoxLayout(self)
@@ -293,12 +298,14 @@ class GuidanceController(QtCore.QObject):
         self.space_label = QtWidgets.QLabel()
         self.space_label.setToolTip("The feature space the ranking and the neighbours are in (Guidance panel, G)")
         self.add_dialog: AddSpaceDialog | None = None
+        self.compare_dialog: CompareSpacesDialog | None = None
         self.space: str | None = None  # the space in use
         self.encoder = ""  # the key of the open project's features ("": not analysed, nothing to guide)
 
         p = self.panel
         p.add_button.clicked.connect(self.ask_add)
         p.remove_button.clicked.connect(self.ask_remove)
+        p.compare_button.clicked.connect(self.compare)
         p.use_button.clicked.connect(lambda: self.use_space(p.selected()))
         p.list.itemDoubleClicked.connect(lambda item: self.use_space(item.data(Qt.UserRole)))
         p.list.currentItemChanged.connect(lambda *_: self.update_enabled())
@@ -339,8 +346,9 @@ class GuidanceController(QtCore.QObject):
             self.space_changed.emit(space)
 
     def project_closing(self) -> None:
-        if self.add_dialog is not None:
-            self.add_dialog.reject()
+        for dialog in (self.add_dialog, self.compare_dialog):
+            if dialog is not None:
+                dialog.reject()
         self.space = None
         self.encoder = ""
         self.panel.list.clear()
@@ -354,6 +362,7 @@ class GuidanceController(QtCore.QObject):
         self.panel.add_button.setEnabled(writable and idle)
         self.panel.remove_button.setEnabled(writable and idle and self.panel.selected() is not None)
         self.panel.use_button.setEnabled(open_ and self.panel.has_selection())
+        self.panel.compare_button.setEnabled(open_ and len(self.panel.spaces()) > 1)
         if not analysed:
             self.panel.note.setText("Open an analysed project to guide it.")
         elif self.model.read_only:
@@ -382,6 +391,23 @@ class GuidanceController(QtCore.QObject):
         self.sync_space()
         self.panel.select(space)
         self.message.emit(f"Ranking by {wanted}: feature space {space or RAW_SPACE}", 6000)
+
+    def compare(self) -> CompareSpacesDialog | None:
+        """Open the Compare dialog: raw on the left, the selected space (or the first) on the right, the
+        current ranking's detector."""
+        if not self.panel.compare_button.isEnabled():
+            return None
+        names = [s for s in self.panel.spaces() if s is not None]
+        selected = self.panel.selected()
+        right = selected if selected is not None else names[0]
+        detector = split_space(self.ranking_combo.currentText() or self.model.ranking())[0]
+        if self.compare_dialog is not None:
+            self.compare_dialog.reject()
+        self.compare_dialog = CompareSpacesDialog(self.model.table, names, self.host.thumbs, None, right, detector,
+                                                  parent=self.host)
+        self.compare_dialog.item_chosen.connect(self.model.set_current)
+        self.compare_dialog.show()
+        return self.compare_dialog
 
     # ============================================================ add, remove
     def ask_add(self) -> AddSpaceDialog | None:
