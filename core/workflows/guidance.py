@@ -23,18 +23,21 @@ import numpy as np
 
 from oddscope.core.models.guidance.erasure import concept_matrix, fit_leace, fit_relevant
 from oddscope.core.models.guidance.probes import probe_nuisance
+from oddscope.core.models.projection import MapProjection
 from oddscope.core.progress import as_progress
 from oddscope.core.project.layout import (
     ANOMALY_DETECTOR,
     GUIDANCE,
+    MAP_ARRAY,
     RANKING,
     SCORE_PREFIX,
     TEST_IDS,
     detector_of,
+    space_name,
     split_space,
 )
 from oddscope.core.project.store import ITEM_COLUMNS, Project
-from oddscope.core.workflows.scoring import score_detectors
+from oddscope.core.workflows.scoring import scatter, score_detectors
 from oddscope.core.workflows.spaces import (
     check_space_name,
     feature_key,
@@ -187,6 +190,19 @@ def _raw_detectors(project: Project) -> dict:
             for name in runs if name in scored and split_space(name)[1] is None and name != "patchmap"}
 
 
+def compute_space_map(project: Project, name: str, progress=None) -> float:
+    """The UMAP map of the analysed items in the space ``name`` (on request: minutes at 10^5 items), saved as
+    ``umap@<name>``; returns its seconds.  Removing the space removes it; a re-analysis drops it (stale)."""
+    space_spec(project, name)
+    t0 = time.perf_counter()
+    test_ids, _ = analysed_ids(project)
+    projection = MapProjection().fit(space_features(project, test_ids, name), progress=progress)
+    project.save_array(space_name(MAP_ARRAY, name), scatter(projection.embedding_, test_ids, project.n_items))
+    seconds = time.perf_counter() - t0
+    project.record_run("map", space_name(MAP_ARRAY, name), {"n": len(test_ids)}, feature_key(project, name), seconds)
+    return seconds
+
+
 def remove_space(project: Project, name: str) -> None:
     """Undo a space: its transform, scores, rankings and indexes go; a ranking in it falls back to the raw one."""
     space_spec(project, name)
@@ -209,8 +225,9 @@ def refresh_spaces(project: Project, detectors: dict, progress=None) -> list[str
     value): they are removed, with their scores."""
     dropped = []
     for name, spec in spaces(project).items():
-        for array in project.array_names():  # scores of detectors this analysis no longer runs
-            if array.startswith(SCORE_PREFIX) and split_space(array)[1] == name:
+        for array in project.array_names():  # scores of detectors this analysis no longer runs; the stale map
+            if split_space(array)[1] == name and (array.startswith(SCORE_PREFIX) or
+                                                  split_space(array)[0] == MAP_ARRAY):
                 project.delete_array(array)
         try:
             GUIDANCE.write(project, {**spaces(project), name: _fit_space(project, name, spec, progress, detectors)})
