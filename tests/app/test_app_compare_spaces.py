@@ -4,10 +4,13 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+import test_app_guidance_panel as panel_tests
 from PySide6.QtCore import Qt
-from test_app_guidance_panel import SPACE, guided_dir, guided_window  # noqa: F401 (fixtures)
 
-from oddscope.app.compare_spaces import MOVED_IN, TOP, compare, comparable_detectors
+from oddscope.app.compare_spaces import MOVED_IN, TOP, comparable_detectors, compare
+
+SPACE = panel_tests.SPACE
+guided_dir, guided_window = panel_tests.guided_dir, panel_tests.guided_window  # the Guidance dock's fixtures
 
 SCREENSHOT = os.environ.get("ODDSCOPE_COMPARE_SHOT", "")  # set to save the dialog's screenshot there
 
