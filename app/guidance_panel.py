@@ -10,7 +10,8 @@ detector in it: a status-bar task in a child process (progress, Cancel) that
 borrows the window's writer lock; the table is read again when it ends.
 *Use* switches the ranking to the space's version of the current detector and
 the neighbours strip to the space's features; the status bar says which space
-is in use.  *Compare* opens two spaces' top rankings side by side
+is in use, and the map view shows the space's map while it is in use, where it has one (*Map* computes it:
+a status-bar task in a child process, as adding).  *Compare* opens two spaces' top rankings side by side
 (:mod:`oddscope.app.compare_spaces`).  Removal is final (adding the space again refits it).
 """
 
@@ -26,7 +27,7 @@ from oddscope.app import dialogs, jobs
 from oddscope.app.compare_spaces import CompareSpacesDialog
 from oddscope.app.model import ProjectModel
 from oddscope.app.session import ProjectSession
-from oddscope.core.project.layout import ENCODER, RAW_SPACE, space_name, split_space
+from oddscope.core.project.layout import ENCODER, MAP_ARRAY, RAW_SPACE, space_name, split_space
 from oddscope.core.project.table import is_metadata
 from oddscope.core.workflows.guidance import INTERESTING_SCORE, METHODS
 from oddscope.core.workflows.spaces import check_space_name, spaces
@@ -108,6 +109,9 @@ class GuidancePanel(QtWidgets.QWidget):
         self.use_button = QtWidgets.QPushButton("Use")
         self.use_button.setToolTip("Rank (and find neighbours) in the selected space: the current detector's "
                                    "version in it; raw goes back (double-click does the same)")
+        self.map_button = QtWidgets.QPushButton("Map")
+        self.map_button.setToolTip("Compute the selected space's map in the background; the map view shows it "
+                                   "while the space is in use")
         self.compare_button = QtWidgets.QPushButton("Compare…")
         self.compare_button.setToolTip("The top of a detector's ranking in two spaces side by side, with how far "
                                        "each item moved (from the scores already computed)")
@@ -115,7 +119,7 @@ class GuidancePanel(QtWidgets.QWidget):
         self.note.setWordWrap(True)
         self.note.setObjectName("guidanceNote")
         buttons = QtWidgets.QHBoxLayout()
-        for button in (self.use_button, self.compare_button, self.add_button, self.remove_button):
+        for button in (self.use_button, self.map_button, self.compare_button, self.add_button, self.remove_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout = QtWidgets.QVBoxLayout(self)
@@ -306,6 +310,7 @@ class GuidanceController(QtCore.QObject):
         p.add_button.clicked.connect(self.ask_add)
         p.remove_button.clicked.connect(self.ask_remove)
         p.compare_button.clicked.connect(self.compare)
+        p.map_button.clicked.connect(lambda: self.compute_map(p.selected()))
         p.use_button.clicked.connect(lambda: self.use_space(p.selected()))
         p.list.itemDoubleClicked.connect(lambda item: self.use_space(item.data(Qt.UserRole)))
         p.list.currentItemChanged.connect(lambda *_: self.update_enabled())
@@ -332,6 +337,7 @@ class GuidanceController(QtCore.QObject):
             return
         self.panel.fill(spaces(project), self.encoder or "none yet", self.space)
         self.sync_space()
+        self.show_space_map()  # a re-analysis drops the spaces' maps; an added map appears
         self.update_enabled()
 
     def sync_space(self) -> None:
@@ -344,6 +350,13 @@ class GuidanceController(QtCore.QObject):
         if space != self.space:
             self.space = space
             self.space_changed.emit(space)
+            self.show_space_map()
+
+    def show_space_map(self) -> None:
+        """The map view shows the map of the space in use where it has one, the raw map otherwise."""
+        project = self.model.project
+        xy = project.load_array(space_name(MAP_ARRAY, self.space)) if project is not None and self.space else None
+        self.model.set_space_map(xy)
 
     def project_closing(self) -> None:
         for dialog in (self.add_dialog, self.compare_dialog):
@@ -361,6 +374,7 @@ class GuidanceController(QtCore.QObject):
         writable = analysed and not self.model.read_only
         self.panel.add_button.setEnabled(writable and idle)
         self.panel.remove_button.setEnabled(writable and idle and self.panel.selected() is not None)
+        self.panel.map_button.setEnabled(writable and idle and self.panel.selected() is not None)
         self.panel.use_button.setEnabled(open_ and self.panel.has_selection())
         self.panel.compare_button.setEnabled(open_ and len(self.panel.spaces()) > 1)
         if not analysed:
@@ -467,6 +481,21 @@ class GuidanceController(QtCore.QObject):
                                      lambda _: self.session.reload_table("Reading the rankings",
                                                                          f"Removed the feature space {name}"),
                                      on_done=self._ended)
+        if task is None:
+            self.model.resume_writing()
+        return task
+
+    def compute_map(self, name: str | None):
+        """Compute the space's map in the background (UMAP: never on the GUI thread); shown once it is in use."""
+        if name is None or self.session.busy_with_project("compute a map"):
+            return None
+        root = self.model.project.root
+        self.model.suspend_writing()
+        task = self.session.run_task("guidance", f"Computing the map of {name}",
+                                     functools.partial(jobs.map_guided_space, root, name),
+                                     lambda seconds: self.message.emit(
+                                         f"Computed the map of {name} in {seconds:.0f} s; Use shows it", 6000),
+                                     in_process=True, on_done=self._ended)
         if task is None:
             self.model.resume_writing()
         return task

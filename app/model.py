@@ -54,6 +54,7 @@ class ProjectModel(QObject):
         self._map_rows = np.empty(0, np.int64)  # their rows in self.table
         self._map_pos = np.empty(0, np.int64)  # item id -> map position (-1: not on the map)
         self._suspended = False  # the writer lock is lent to a background task (analysis, label import)
+        self._space_map: np.ndarray | None = None  # per item id, the map of the feature space in use (None: raw)
 
     # ------------------------------------------------------------------ opening
     def open(self, root, writable: bool = True) -> None:
@@ -74,6 +75,7 @@ class ProjectModel(QObject):
         self.project = self.table = None
         self.current = self.selection = None
         self._suspended = False
+        self._space_map = None
         self.map_ids = self._map_rows = self._map_pos = np.empty(0, np.int64)
 
     def set_table(self, table: pd.DataFrame) -> None:
@@ -87,7 +89,7 @@ class ProjectModel(QObject):
     def _index_map(self) -> None:
         """Map points are the items with a map position, in id order; O(n) (no sort: ids are row numbers)."""
         t = self.table
-        on_map = np.isfinite(t["umap_x"].to_numpy()) & np.isfinite(t["umap_y"].to_numpy())
+        on_map = np.isfinite(self._map_coordinates()).all(axis=1)
         ids = t.index.to_numpy()
         size = int(ids.max()) + 1 if len(t) else 0
         row_of = np.full(size, -1, np.int64)
@@ -134,8 +136,24 @@ class ProjectModel(QObject):
         self.labelling_changed.emit(self.can_label)
 
     # ----------------------------------------------------------------- the map
+    def _map_coordinates(self) -> np.ndarray:
+        """(x, y) per table row: the space's map where one is shown, else the raw map."""
+        if self._space_map is not None:
+            return self._space_map[self.table.index.to_numpy()].astype(np.float32)
+        return self.table[["umap_x", "umap_y"]].to_numpy(np.float32)
+
     def map_xy(self) -> np.ndarray:
-        return self.table[["umap_x", "umap_y"]].to_numpy(np.float32)[self._map_rows]
+        return self._map_coordinates()[self._map_rows]
+
+    def set_space_map(self, xy: np.ndarray | None) -> None:
+        """Show the map of a feature space (``xy`` per item id, the project's ``umap@<space>``), or the raw map
+        (None); the views follow through ``table_changed``."""
+        if xy is None and self._space_map is None:
+            return
+        self._space_map = None if xy is None else np.asarray(xy, np.float32)
+        if self.table is not None:
+            self._index_map()
+            self.table_changed.emit()
 
     def map_position(self, item_id: int | None) -> int | None:
         if item_id is None or not 0 <= item_id < len(self._map_pos) or self._map_pos[item_id] < 0:
