@@ -12,7 +12,9 @@ detector in it: a status-bar task in a child process (progress, Cancel) that
 borrows the window's writer lock; the table is read again when it ends.
 *Use* switches the ranking to the space's version of the current detector and
 the neighbours strip to the space's features; the status bar says which space
-is in use.  Removal is final (adding the space again refits it).
+is in use, and the map view shows the space's map while it is in use, where it has one (*Map* computes it:
+a status-bar task in a child process, as adding).  *Compare* opens two spaces' top rankings side by side
+(:mod:`oddscope.app.compare_spaces`).  Removal is final (adding the space again refits it).
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Qt, Signal
 
 from oddscope.app import dialogs, jobs
+from oddscope.app.compare_spaces import CompareSpacesDialog
 from oddscope.app.model import ProjectModel
 from oddscope.app.session import ProjectSession
 from oddscope.core.models.registry import GUIDANCE_METHODS
-from oddscope.core.project.layout import ENCODER, RAW_SPACE, space_name, split_space
+from oddscope.core.project.layout import ENCODER, MAP_ARRAY, RAW_SPACE, space_name, split_space
 from oddscope.core.project.table import is_metadata
 from oddscope.core.workflows.guidance import ERASERS, INTERESTING_SCORE, WORDS_METHOD, words_reason
 from oddscope.core.workflows.spaces import check_space_name, spaces
@@ -117,11 +120,17 @@ class GuidancePanel(QtWidgets.QWidget):
         self.use_button = QtWidgets.QPushButton("Use")
         self.use_button.setToolTip("Rank (and find neighbours) in the selected space: the current detector's "
                                    "version in it; raw goes back (double-click does the same)")
+        self.map_button = QtWidgets.QPushButton("Map")
+        self.map_button.setToolTip("Compute the selected space's map in the background; the map view shows it "
+                                   "while the space is in use")
+        self.compare_button = QtWidgets.QPushButton("Compare…")
+        self.compare_button.setToolTip("The top of a detector's ranking in two spaces side by side, with how far "
+                                       "each item moved (from the scores already computed)")
         self.note = QtWidgets.QLabel()
         self.note.setWordWrap(True)
         self.note.setObjectName("guidanceNote")
         buttons = QtWidgets.QHBoxLayout()
-        for button in (self.use_button, self.add_button, self.remove_button):
+        for button in (self.use_button, self.map_button, self.compare_button, self.add_button, self.remove_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout = QtWidgets.QVBoxLayout(self)
@@ -334,12 +343,15 @@ class GuidanceController(QtCore.QObject):
         self.space_label = QtWidgets.QLabel()
         self.space_label.setToolTip("The feature space the ranking and the neighbours are in (Guidance panel, G)")
         self.add_dialog: AddSpaceDialog | None = None
+        self.compare_dialog: CompareSpacesDialog | None = None
         self.space: str | None = None  # the space in use
         self.encoder = ""  # the key of the open project's features ("": not analysed, nothing to guide)
 
         p = self.panel
         p.add_button.clicked.connect(self.ask_add)
         p.remove_button.clicked.connect(self.ask_remove)
+        p.compare_button.clicked.connect(self.compare)
+        p.map_button.clicked.connect(lambda: self.compute_map(p.selected()))
         p.use_button.clicked.connect(lambda: self.use_space(p.selected()))
         p.list.itemDoubleClicked.connect(lambda item: self.use_space(item.data(Qt.UserRole)))
         p.list.currentItemChanged.connect(lambda *_: self.update_enabled())
@@ -366,6 +378,7 @@ class GuidanceController(QtCore.QObject):
             return
         self.panel.fill(spaces(project), self.encoder or "none yet", self.space)
         self.sync_space()
+        self.show_space_map()  # a re-analysis drops the spaces' maps; an added map appears
         self.update_enabled()
 
     def sync_space(self) -> None:
@@ -378,10 +391,18 @@ class GuidanceController(QtCore.QObject):
         if space != self.space:
             self.space = space
             self.space_changed.emit(space)
+            self.show_space_map()
+
+    def show_space_map(self) -> None:
+        """The map view shows the map of the space in use where it has one, the raw map otherwise."""
+        project = self.model.project
+        xy = project.load_array(space_name(MAP_ARRAY, self.space)) if project is not None and self.space else None
+        self.model.set_space_map(xy)
 
     def project_closing(self) -> None:
-        if self.add_dialog is not None:
-            self.add_dialog.reject()
+        for dialog in (self.add_dialog, self.compare_dialog):
+            if dialog is not None:
+                dialog.reject()
         self.space = None
         self.encoder = ""
         self.panel.list.clear()
@@ -394,7 +415,9 @@ class GuidanceController(QtCore.QObject):
         writable = analysed and not self.model.read_only
         self.panel.add_button.setEnabled(writable and idle)
         self.panel.remove_button.setEnabled(writable and idle and self.panel.selected() is not None)
+        self.panel.map_button.setEnabled(writable and idle and self.panel.selected() is not None)
         self.panel.use_button.setEnabled(open_ and self.panel.has_selection())
+        self.panel.compare_button.setEnabled(open_ and len(self.panel.spaces()) > 1)
         if not analysed:
             self.panel.note.setText("Open an analysed project to guide it.")
         elif self.model.read_only:
@@ -423,6 +446,23 @@ class GuidanceController(QtCore.QObject):
         self.sync_space()
         self.panel.select(space)
         self.message.emit(f"Ranking by {wanted}: feature space {space or RAW_SPACE}", 6000)
+
+    def compare(self) -> CompareSpacesDialog | None:
+        """Open the Compare dialog: raw on the left, the selected space (or the first) on the right, the
+        current ranking's detector."""
+        if not self.panel.compare_button.isEnabled():
+            return None
+        names = [s for s in self.panel.spaces() if s is not None]
+        selected = self.panel.selected()
+        right = selected if selected is not None else names[0]
+        detector = split_space(self.ranking_combo.currentText() or self.model.ranking())[0]
+        if self.compare_dialog is not None:
+            self.compare_dialog.reject()
+        self.compare_dialog = CompareSpacesDialog(self.model.table, names, self.host.thumbs, None, right, detector,
+                                                  parent=self.host)
+        self.compare_dialog.item_chosen.connect(self.model.set_current)
+        self.compare_dialog.show()
+        return self.compare_dialog
 
     # ============================================================ add, remove
     def ask_add(self) -> AddSpaceDialog | None:
@@ -483,6 +523,21 @@ class GuidanceController(QtCore.QObject):
                                      lambda _: self.session.reload_table("Reading the rankings",
                                                                          f"Removed the feature space {name}"),
                                      on_done=self._ended)
+        if task is None:
+            self.model.resume_writing()
+        return task
+
+    def compute_map(self, name: str | None):
+        """Compute the space's map in the background (UMAP: never on the GUI thread); shown once it is in use."""
+        if name is None or self.session.busy_with_project("compute a map"):
+            return None
+        root = self.model.project.root
+        self.model.suspend_writing()
+        task = self.session.run_task("guidance", f"Computing the map of {name}",
+                                     functools.partial(jobs.map_guided_space, root, name),
+                                     lambda seconds: self.message.emit(
+                                         f"Computed the map of {name} in {seconds:.0f} s; Use shows it", 6000),
+                                     in_process=True, on_done=self._ended)
         if task is None:
             self.model.resume_writing()
         return task

@@ -96,6 +96,14 @@ def remove_guided_space(root, name: str, progress=None) -> None:
         remove_space(project, name)
 
 
+def map_guided_space(root, name: str, progress=None) -> float:
+    """Child process: the UMAP map of the feature space ``name`` (``umap@<name>``); returns its seconds."""
+    from oddscope.core.workflows.guidance import compute_space_map
+
+    with Project.open(root, writable=True) as project:
+        return compute_space_map(project, name, progress=progress)
+
+
 def neighbour_query(root, progress: Progress, space: str | None = None):
     """``(item_id, k, metric) -> DataFrame`` for the neighbours panel's thread, in the feature space ``space``
     (None: the raw features).

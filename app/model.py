@@ -77,6 +77,7 @@ class ProjectModel(QObject):
         self._lane: Lane | None = None  # where large tables are prepared (None: always at once)
         self._pending_project: Project | None = None  # opened, its table still being prepared
         self._labelled_meanwhile: list[int] = []  # label changes while a re-sorted table is prepared
+        self._space_map: np.ndarray | None = None  # per item id, the map of the feature space in use (None: raw)
 
     def use_lane(self, lane: Lane) -> None:
         """Prepare tables of :data:`ASYNC_ITEMS` items and more as tasks in ``lane`` (latest wins)."""
@@ -130,12 +131,13 @@ class ProjectModel(QObject):
         self.current = self.selection = None
         self._suspended = False
         self._labelled_meanwhile = []
+        self._space_map = None
         self.map_ids = self._map_rows = self._map_pos = np.empty(0, np.int64)
 
     def set_table(self, table: pd.DataFrame) -> None:
         """A table rebuilt after the analysis changed (new scores, map, clusters)."""
         self._labelled_meanwhile = []
-        self._prepare(table_state, table, then=self._swap)
+        self._prepare(table_state, table, self._space_map, then=self._swap)
 
     def _swap(self, state: TableState) -> None:
         """Show a newly prepared table, with the label changes made while it was prepared."""
@@ -193,6 +195,15 @@ class ProjectModel(QObject):
     # ----------------------------------------------------------------- the map
     def map_xy(self) -> np.ndarray:
         return self.state.xy
+
+    def set_space_map(self, xy: np.ndarray | None) -> None:
+        """Show the map of a feature space (``xy`` per item id, the project's ``umap@<space>``), or the raw map
+        (None); the views follow through ``table_changed``."""
+        if xy is None and self._space_map is None:
+            return
+        self._space_map = None if xy is None else np.asarray(xy, np.float32)
+        if self.table is not None:
+            self._prepare(table_state, self.table, self._space_map, then=self._swap)
 
     def map_position(self, item_id: int | None) -> int | None:
         if item_id is None or not 0 <= item_id < len(self._map_pos) or self._map_pos[item_id] < 0:
@@ -318,7 +329,8 @@ class ProjectModel(QObject):
             RANKING.write(self.project, name)
         self._labelled_meanwhile = []
         # a shallow copy (copy-on-write) for the worker: labels keep landing in self.table meanwhile
-        self._prepare(reranked_state, self.table.copy(deep=False), scores, relevance, then=self._swap)
+        self._prepare(reranked_state, self.table.copy(deep=False), scores, relevance, self._space_map,
+                      then=self._swap)
 
     # ---------------------------------------------------------------- colouring
     def color_choices(self) -> list[tuple[str, str]]:

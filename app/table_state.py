@@ -36,15 +36,18 @@ class TableState:
         return len(self.table)
 
 
-def table_state(table: pd.DataFrame, progress=None) -> TableState:
+def table_state(table: pd.DataFrame, space_map: np.ndarray | None = None, progress=None) -> TableState:
     """Everything the views derive from ``table``: O(n), no sort (item ids are row numbers).
+    ``space_map`` (x, y per item id) is the map of the feature space in use (None: the table's own map).
     ``progress`` (a worker task's) is unused: this takes well under the time a progress bar is for."""
     if "tags" in table and table["tags"].dtype != object:
         # Arrow-backed text (pandas' default) copies the whole column on every one-cell write: 0.1 s per label
         # at a million items; Python objects take the label's tags in place
         table = table.assign(tags=table["tags"].astype(object))
-    on_map = np.isfinite(table["umap_x"].to_numpy()) & np.isfinite(table["umap_y"].to_numpy())
     ids = table.index.to_numpy()
+    coordinates = (table[["umap_x", "umap_y"]].to_numpy(np.float32) if space_map is None
+                   else np.asarray(space_map, np.float32)[ids])
+    on_map = np.isfinite(coordinates).all(axis=1)
     size = int(ids.max()) + 1 if len(table) else 0
     row_of = np.full(size, -1, np.int64)
     row_of[ids] = np.arange(len(ids))
@@ -54,7 +57,7 @@ def table_state(table: pd.DataFrame, progress=None) -> TableState:
     map_rows = row_of[map_ids]
     map_pos = np.full(size, -1, np.int64)
     map_pos[map_ids] = np.arange(len(map_ids))
-    xy = table[["umap_x", "umap_y"]].to_numpy(np.float32)[map_rows]
+    xy = coordinates[map_rows]
     if len(ids):
         table.index.get_loc(ids[0])  # builds pandas' id lookup here, not on the GUI thread at a first click
     n_ok = int((table["status"] == "ok").sum()) if "status" in table else len(table)
@@ -83,6 +86,6 @@ def reranked(table: pd.DataFrame, scores: np.ndarray, relevance: np.ndarray | No
 
 
 def reranked_state(table: pd.DataFrame, scores: np.ndarray, relevance: np.ndarray | None,
-                   progress=None) -> TableState:
+                   space_map: np.ndarray | None = None, progress=None) -> TableState:
     """:func:`table_state` of :func:`reranked` (one worker task; ``progress`` is the task's, unused)."""
-    return table_state(reranked(table, scores, relevance))
+    return table_state(reranked(table, scores, relevance), space_map)

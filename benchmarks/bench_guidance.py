@@ -13,9 +13,19 @@ AP, and the share of nuisance-only outliers in the top 50, raw features first.
   ``quality_sets.py`` (1,600 cells, 800 functional and 800 defective, efficientnet-lite0), the ``type``
   nuisance erased by LEACE and by the non-linear head (``--method nonlinear``): the probes and the kNN
   defect AUROC, raw vs LEACE vs nonlinear, with the seconds of each fit.
-* speed: LEACE fit + transform + kNN re-scoring of ``--speed-n`` synthetic ``--dim``-d items.
+* speed: LEACE fit + transform + the space's distance basis + kNN re-scoring of ``--speed-n`` items,
+  as ``oddscope guidance add`` does them (``core.workflows.spaces``: 256 principal directions + the mean).
+  ``--speed-data gaussian`` (default): synthetic ``--dim``-d Gaussian noise, a worst case: its intrinsic
+  dimension is the full width, where encoder features have a few dozen: 256 directions hold a fifth of
+  its variance, so the space keeps its full width (the basis would scramble its kNN scores) and hnswlib's
+  graph is slow to build in it.  ``--speed-data real``: the cached encoder
+  features of the quality sets (``quality_sets.py``, ``--cache``) tiled to ``--speed-n`` rows, each copy
+  jittered by a tenth of the difference of two random rows (noise with the features' own spectrum);
+  nuisance: which set a row came from.  Both report the recall of the reduced kNN against exact
+  full-dimension neighbours on a sample of rows.
 
     python benchmarks/bench_guidance.py --demo 2000 --elpv /work/data/elpv --speed-n 100000
+    python benchmarks/bench_guidance.py --speed-n 100000 --speed-data real    # encoder-like features
     python benchmarks/bench_guidance.py --speed-n 5000 --dim 256       # a quick check
     nice -n 19 python benchmarks/bench_guidance.py --elpv-methods /work/data   # ~2 min on a busy 2-core machine
 """
@@ -30,6 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from oddscope.core.project.store import Project
 
@@ -109,16 +120,43 @@ def elpv_methods_part(data_dir: Path, cache: Path) -> dict:
     return rows
 
 
-def speed_part(n: int, dim: int, seed: int = 0) -> dict:
-    """Seconds to fit LEACE on ``n`` x ``dim`` features with a binary nuisance, transform them, and score the
-    kNN detector (DN2, k=5, cosine) on the result."""
-    from oddscope.core.models.detectors.knn import KnnDetector
-    from oddscope.core.models.guidance.erasure import concept_matrix, fit_leace
-
+def gaussian_features(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, nuisance)``: ``n`` x ``dim`` Gaussian noise, a binary nuisance shifting 8 dimensions."""
     rng = np.random.default_rng(seed)
     nuisance = rng.random(n) < 0.3
     X = rng.standard_normal((n, dim), dtype=np.float32)
     X[:, :8] += 2.0 * nuisance[:, None]
+    return X, nuisance
+
+
+def real_like_features(n: int, cache: Path, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, nuisance)``: the cached features of every quality set tiled to ``n`` rows and jittered by a tenth
+    of the difference of two random rows; the nuisance is the set a row came from."""
+    sets = sorted(p for p in Path(cache).expanduser().glob("*/features.npy"))
+    if not sets:
+        raise SystemExit(f"no cached features under {cache}: run benchmarks/quality_sets.py DATA {cache} first")
+    parts = [np.load(p).astype(np.float32) for p in sets]
+    width = max(len(p[0]) for p in parts)
+    parts = [p for p in parts if p.shape[1] == width]
+    source = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
+    pool = np.concatenate(parts)
+    rng = np.random.default_rng(seed)
+    rows, a, b = (rng.integers(0, len(pool), n) for _ in range(3))
+    X = pool[rows]
+    for start in range(0, n, 16_384):  # in blocks: no second n x d temporary
+        stop = min(start + 16_384, n)
+        X[start:stop] += 0.1 * (pool[a[start:stop]] - pool[b[start:stop]])
+    return X, source[rows]
+
+
+def speed_part(X: np.ndarray, nuisance: np.ndarray, recall_rows: int = 500, seed: int = 0) -> dict:
+    """Seconds to fit LEACE on ``X`` with ``nuisance``, transform, fit the space's distance basis and score the
+    kNN detector (DN2, k=5, cosine) in it; on ``recall_rows`` rows, hnswlib's recall against exact neighbours
+    in the basis, and the rank correlation of the scores with exact full-width ones."""
+    from oddscope.core.models.detectors.knn import KnnDetector
+    from oddscope.core.models.guidance.erasure import concept_matrix, fit_leace
+    from oddscope.core.workflows.spaces import fit_basis, in_basis
+
     seconds = {}
     t0 = time.perf_counter()
     transform = fit_leace(X, concept_matrix(nuisance)[0])
@@ -127,11 +165,32 @@ def speed_part(n: int, dim: int, seed: int = 0) -> dict:
     erased = transform.apply(X)
     seconds["transform"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    KnnDetector(k=5).fit(erased).score(erased, exclude_self=True)
+    basis = fit_basis(erased)
+    features = in_basis(basis, erased)
+    seconds["basis"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    detector = KnnDetector(k=5).fit(features)
+    detector.score(features, exclude_self=True)
     seconds["knn re-score"] = time.perf_counter() - t0
-    seconds["fit + transform"] = seconds["fit"] + seconds["transform"]
-    seconds["total"] = seconds["fit + transform"] + seconds["knn re-score"]
-    return {"n": n, "dim": dim, "seconds": seconds}
+    seconds["total"] = sum(seconds.values())
+    rows = np.random.default_rng(seed).choice(len(X), min(recall_rows, len(X)), replace=False)
+    found, found_dist = detector.index_.query_rows(rows, 5)
+    exact = _exact_neighbours(features, rows)[0]
+    recall = float(np.mean([len(set(f) & set(e)) / 5 for f, e in zip(found, exact)]))
+    full_scores = _exact_neighbours(erased, rows)[1].mean(axis=1)
+    spearman = float(spearmanr(full_scores, found_dist.mean(axis=1))[0])
+    return {"n": len(X), "dim": X.shape[1], "dims": features.shape[1], "hnsw recall@5": recall,
+            "score spearman vs full width": spearman, "seconds": seconds}
+
+
+def _exact_neighbours(X: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The exact 5 nearest cosine neighbours of ``X[rows]`` among the other rows of ``X``: (ids, distances)."""
+    from oddscope.core.models.knn import brute_force_knn
+
+    ids, dist = brute_force_knn(X, X[rows], 6, "cosine")
+    others = ids != rows[:, None]
+    others[others.all(axis=1), -1] = False  # a duplicate pushed the row itself out: drop the farthest
+    return ids[others].reshape(len(rows), 5), dist[others].reshape(len(rows), 5)
 
 
 def table(name: str, result: dict) -> str:
@@ -150,9 +209,11 @@ def main(argv=None):
     parser.add_argument("--elpv-methods", type=Path, default=None,
                         help="Data folder holding elpv/: LEACE vs the non-linear head on the cached features.")
     parser.add_argument("--cache", type=Path, default=Path("~/.cache/oddscope-bench"),
-                        help="quality_sets.py's feature cache.")
+                        help="quality_sets.py's feature cache (--elpv-methods, --speed-data real).")
     parser.add_argument("--speed-n", type=int, default=0, help="Synthetic items for the speed part (0: skip).")
-    parser.add_argument("--dim", type=int, default=1280)
+    parser.add_argument("--speed-data", choices=("gaussian", "real"), default="gaussian",
+                        help="Speed part's features: Gaussian noise, or the quality sets' cached features tiled.")
+    parser.add_argument("--dim", type=int, default=1280, help="Width of the Gaussian features.")
     parser.add_argument("--work", type=Path, default=None, help="Folder for the projects [default: a temporary one].")
     parser.add_argument("--json", type=Path, default=None, help="Also write every result here.")
     args = parser.parse_args(argv)
@@ -174,9 +235,12 @@ def main(argv=None):
             print(f"{'':<21}{name:<10}{row['probe_linear']:>10.3f}{row['probe_nonlinear']:>10.3f}"
                   f"{row['probe_chance']:>8.3f}{row['auroc']:>8.3f}{row['seconds']:>6.1f}", flush=True)
     if args.speed_n:
-        results["speed"] = speed_part(args.speed_n, args.dim)
-        print(f"\nspeed, {args.speed_n} x {args.dim}: " + ", ".join(
-            f"{k} {v:.2f}s" for k, v in results["speed"]["seconds"].items()))
+        X, nuisance = (gaussian_features(args.speed_n, args.dim) if args.speed_data == "gaussian"
+                       else real_like_features(args.speed_n, args.cache))
+        speed = results["speed"] = {"data": args.speed_data, **speed_part(X, nuisance)}
+        print(f"\nspeed, {args.speed_data} {speed['n']} x {speed['dim']} (kNN in {speed['dims']} dims; hnsw recall@5 "
+              f"{speed['hnsw recall@5']:.4f}, score Spearman vs full width {speed['score spearman vs full width']:.4f}"
+              "): " + ", ".join(f"{k} {v:.2f}s" for k, v in speed["seconds"].items()))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=float))
 

@@ -15,6 +15,10 @@ Protocols (fixed seeds; features from the default encoder, extracted once per se
   simulated user (``active_eval.simulate``) scores the top 10 of each method's ranking for 10 rounds; the
   prior is the kNN score; 5 seeds, each its own planting (the demo, planted once, varies the jitter of the
   prior instead, as ``oddscope evaluate active`` does).  Relevant items found, and in the final top 100.
+* **segmentation**: per-pixel maps through the project workflow (``bench_segmentation.py``): MPDD metal
+  plates against their pixel masks (pixel AUROC, PRO), ELPV at image level.
+* **nuisance**: ELPV's wafer type on the cached features (``bench_guidance.py``): how well a linear and an
+  MLP probe read it, and the kNN defect AUROC, raw and in each guided space (LEACE, the non-linear head).
 
 The planting rule, the same for every set: classes in alphabetical order; with three or more, the first is
 interesting, the second boring and the rest the bulk; with two, the defect-free class (MPDD, ELPV) or else
@@ -132,6 +136,36 @@ def active(s, methods, seeds=SEEDS, log=print) -> dict | None:
     return out
 
 
+def segmentation(data_dir: Path) -> list[dict]:
+    """``bench_segmentation``'s rows (ours, reference and zero-shot) on MPDD and ELPV, with their splits."""
+    from bench_segmentation import bench_set
+    from seg_data import elpv_split, mpdd_split
+
+    return (bench_set("mpdd", *mpdd_split(data_dir / "mpdd_metal_plate"), False)
+            + bench_set("elpv", *elpv_split(data_dir / "elpv"), False))
+
+
+def segmentation_table(rows: list[dict]) -> str:
+    lines = ["| set | method | image AUROC | pixel AUROC | PRO |", "|---|---|---|---|---|"]
+    lines += [f"| {r['set']} | {r['method']} | {_cell(r['image_auroc'])} | {_cell(r['pixel_auroc'])} | "
+              f"{_cell(r['pro'])} |" for r in rows]
+    return "\n".join(lines)
+
+
+def nuisance(data_dir: Path, cache: Path) -> dict:
+    """``{space: probes and defect AUROC}`` for ELPV's wafer type (``bench_guidance.elpv_methods_part``)."""
+    from bench_guidance import elpv_methods_part
+
+    return elpv_methods_part(data_dir, cache)
+
+
+def nuisance_table(rows: dict) -> str:
+    lines = ["| ELPV, nuisance `type` | linear probe | MLP probe | chance | defect AUROC (kNN) |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {_cell(r['probe_linear'])} | {_cell(r['probe_nonlinear'])} | {_cell(r['probe_chance'])} | "
+              f"{_cell(r['auroc'])} |" for name, r in rows.items()]
+    return "\n".join(lines)
+
+
 def _mean_row(rows: list) -> list:
     """The column means of table rows (numbers only; a column with a missing value averages the rest)."""
     cols = zip(*rows)
@@ -195,7 +229,7 @@ def main(argv=None):
     parser.add_argument("--data", required=True, help="folder with the unpacked sets (../shared/datasets.md)")
     parser.add_argument("--cache", default="~/.cache/oddscope-bench", help="features per set, computed once")
     parser.add_argument("--sets", default=",".join(SETS))
-    parser.add_argument("--protocols", default="one-class,triage,active")
+    parser.add_argument("--protocols", default="one-class,triage,active,segmentation,nuisance")
     parser.add_argument("--methods", default=",".join(RANKERS), help="active-learning methods")
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--preprocess", default=None, metavar="STEPS",
@@ -216,6 +250,11 @@ def main(argv=None):
         results = {s.name: r for s in sets if (r := active(s, methods, args.seeds)) is not None}
         tables.append(("Active learning: relevant in the final top 100 (found in 100 labels)",
                        active_table(results, methods)))
+    if "segmentation" in protocols:
+        tables.append(("Segmentation (per-pixel maps)", segmentation_table(segmentation(Path(args.data)))))
+    if "nuisance" in protocols:
+        tables.append(("Nuisance: ELPV's wafer type", nuisance_table(nuisance(Path(args.data),
+                                                                              Path(args.cache).expanduser()))))
     load = " ".join(f"{v:.1f}" for v in os.getloadavg())
     text = "\n\n".join(f"**{title}**\n\n{table}" for title, table in tables)
     text += (f"\n\n({time.perf_counter() - start:.0f} s after feature loading; preprocessing "

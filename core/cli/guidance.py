@@ -156,3 +156,21 @@ def evaluate_guidance(project_dir, truth, nuisance, detector, threshold, as_json
     click.echo(f"{result['n_items']} items, {result['n_anomalies']} anomalies, {result['n_nuisance_outliers']} "
                f"nuisance-only outliers; nuisance '{nuisance}' ({result['source']}), detector {detector}")
     click.echo(guidance_table(result))
+
+
+@guidance.command("map")
+@PROJECT
+@click.argument("name")
+@_QUIET
+@friendly_errors
+def guidance_map(project_dir, name, quiet):
+    """Compute the UMAP map of the analysed items in the feature space NAME (saved in the project as umap@NAME)."""
+    from oddscope.core.workflows.guidance import compute_space_map
+
+    bars = Bars(quiet)
+    with Project.open(project_dir, writable=True) as project:
+        try:
+            seconds = compute_space_map(project, name, progress=bars)
+        finally:
+            bars.close()
+    click.echo(f"Map of feature space '{name}' computed in {seconds:.1f}s (umap@{name})")

@@ -39,6 +39,12 @@ _EXACT_ROWS = 1024  # rows per block of the exact graph (a block holds rows x N 
 _BRUTE_FORCE_BYTES = 256 * 2**20  # memory brute force may hold per chunk of queries
 
 
+def _threads(num_threads: int) -> int:
+    """hnswlib's ``set_num_threads(-1)`` is not "every core": it builds about 2.4x slower than naming the cores,
+    so a non-positive count is resolved to the cores here."""
+    return num_threads if num_threads > 0 else (os.cpu_count() or 1)
+
+
 def _available_k(k: int, n: int, exclude_self: bool) -> int:
     """Clip ``k`` to the neighbours that exist; raise when there are none."""
     if int(k) < 1:
@@ -170,7 +176,7 @@ class KnnIndex:
         self.ef_construction = int(ef_construction)
         self.ef = ef
         self.seed = int(seed)
-        self.num_threads = int(num_threads)
+        self.num_threads = _threads(int(num_threads))
         self._hnsw = None
         self._X = None
         self._n = 0
@@ -292,9 +298,34 @@ class KnnIndex:
         else:
             index._hnsw = hnswlib.Index(space=_HNSW_SPACES[index.metric], dim=meta["dim"])
             index._hnsw.load_index(str(path), max_elements=meta["n"])
-            index._hnsw.set_num_threads(num_threads)
+            index._hnsw.set_num_threads(index.num_threads)
         index._n, index._dim = meta["n"], meta["dim"]
         return index
+
+
+class IndexCache:
+    """Indexes built once per metric and fit matrix, for detectors fitted on the same features.
+
+    ``knn`` and ``knn-ls`` both search cosine neighbours of the same items, ``knn-l2`` and ``lof`` both
+    Euclidean ones: without sharing, an analysis (and every guided space's re-score) builds each graph twice,
+    the longest step of scoring at 10^5 items.  The cache holds the matrices it indexed, so a key (the
+    matrix's identity) can never be reused by another array.
+    """
+
+    def __init__(self):
+        self._built: dict[tuple, tuple[np.ndarray, KnnIndex]] = {}
+
+    def index(self, metric: str, X: np.ndarray) -> KnnIndex:
+        """The index of ``metric`` over ``X``, built on the first request."""
+        key = (metric, id(X), X.shape)
+        if key not in self._built:
+            self._built[key] = (X, KnnIndex(metric).build(X))
+        return self._built[key][1]
+
+
+def build_index(metric: str, X: np.ndarray, cache: IndexCache | None = None) -> KnnIndex:
+    """A :class:`KnnIndex` of ``metric`` over ``X``: from ``cache`` when given, else built now."""
+    return cache.index(metric, X) if cache is not None else KnnIndex(metric).build(X)
 
 
 def knn_graph(X, k, exact_limit, seed=0, num_threads=-1, progress=None, stage="knn graph"):
@@ -326,9 +357,7 @@ def knn_graph(X, k, exact_limit, seed=0, num_threads=-1, progress=None, stage="k
             dist[rows] = np.sqrt(np.maximum(np.take_along_axis(pd2, sort, axis=1), 0.0))
             progress.update(stage, rows[-1] + 1, n)
         return nbrs, dist
-    # hnswlib's set_num_threads(-1) is not "every core": it builds about 2.4x slower than naming the cores
-    threads = num_threads if num_threads > 0 else (os.cpu_count() or 1)
-    index = KnnIndex("l2", M=12, ef_construction=64, ef=max(2 * (k + 1), 40), seed=seed, num_threads=threads)
+    index = KnnIndex("l2", M=12, ef_construction=64, ef=max(2 * (k + 1), 40), seed=seed, num_threads=num_threads)
     index.build(X, Progress(lambda _, done, total: progress.update(stage, done, 2 * total)))
     nbrs = np.empty((n, k), dtype=np.int64)
     dist = np.empty((n, k), dtype=np.float32)

@@ -27,22 +27,27 @@ from oddscope.core.models.guidance.erasure import concept_matrix, fit_leace, fit
 from oddscope.core.models.guidance.probes import probe_nuisance
 from oddscope.core.models.rankers import INTERESTING_SCORE
 from oddscope.core.models.registry import GUIDANCE_METHODS
+from oddscope.core.models.projection import MapProjection
 from oddscope.core.progress import as_progress
 from oddscope.core.project.layout import (
     ANOMALY_DETECTOR,
     ENCODER,
     GUIDANCE,
+    MAP_ARRAY,
     RANKING,
     SCORE_PREFIX,
     TEST_IDS,
     detector_of,
+    space_name,
     split_space,
 )
 from oddscope.core.project.store import ITEM_COLUMNS, Project
-from oddscope.core.workflows.scoring import constructor_params, score_detectors
+from oddscope.core.workflows.scoring import constructor_params, scatter, score_detectors
 from oddscope.core.workflows.spaces import (
     check_space_name,
     feature_key,
+    fit_basis,
+    in_basis,
     save_transform,
     space_features,
     space_spec,
@@ -162,6 +167,7 @@ def _fit_space(project: Project, name: str, spec: dict, progress=None, detectors
     t0 = time.perf_counter()
     test_ids, ref_ids = analysed_ids(project)
     all_ids = np.concatenate([test_ids, ref_ids])
+    raw = space_features(project, all_ids)
     progress.update(f"guidance {name}: fitting", 0, 1)
     if spec["kind"] == "words":
         transform, fit_ids, source = _fit_words(project, spec), all_ids[:0], "words"
@@ -169,7 +175,7 @@ def _fit_space(project: Project, name: str, spec: dict, progress=None, detectors
         values, source = attribute_values(project, spec["attribute"], all_ids)
         known = np.array([v is not None for v in values])
         fit_ids, target = all_ids[known], values[known]
-        X_fit = space_features(project, fit_ids)
+        X_fit = raw[known]
         if spec["method"] == "nonlinear":
             from oddscope.core.models.guidance.head import fit_head
 
@@ -188,14 +194,20 @@ def _fit_space(project: Project, name: str, spec: dict, progress=None, detectors
     before = after = None  # a words space has no attribute to probe (`evaluate guidance` probes any column)
     if spec["kind"] != "words":
         before, after = probe_nuisance(X_fit, target), probe_nuisance(transform.apply(X_fit), target)
-    save_transform(project, name, transform)
+    progress.check()
+    guided = transform.apply(raw)
+    del raw
+    basis = fit_basis(guided)
+    save_transform(project, name, transform, basis)
     # The spec is stored before scoring: the scores are read through it.
     spec = {**spec, "source": source, "encoder": feature_key(project), "rank": transform.rank,
+            "dims": basis.dim if basis is not None else guided.shape[1],
             "n_fit": int(len(fit_ids)), "probe_before": before, "probe_after": after}
     GUIDANCE.write(project, {**spaces(project), name: spec})
-    X = space_features(project, test_ids, name)
+    features = in_basis(basis, guided)  # what space_features(project, all_ids, name) reads back
+    X = features[:len(test_ids)]
     mode = "reference" if len(ref_ids) else "unsupervised"
-    memory = space_features(project, ref_ids, name) if len(ref_ids) else X
+    memory = features[len(test_ids):] if len(ref_ids) else X
     score_detectors(project, detectors or _raw_detectors(project), X, memory, test_ids,
                     feature_key(project, name), mode, space=name, progress=progress)
     return {**spec, "seconds": round(time.perf_counter() - t0, 3)}
@@ -224,6 +236,19 @@ def _raw_detectors(project: Project) -> dict:
             for name in runs if name in scored and split_space(name)[1] is None and name != "patchmap"}
 
 
+def compute_space_map(project: Project, name: str, progress=None) -> float:
+    """The UMAP map of the analysed items in the space ``name`` (on request: minutes at 10^5 items), saved as
+    ``umap@<name>``; returns its seconds.  Removing the space removes it; a re-analysis drops it (stale)."""
+    space_spec(project, name)
+    t0 = time.perf_counter()
+    test_ids, _ = analysed_ids(project)
+    projection = MapProjection().fit(space_features(project, test_ids, name), progress=progress)
+    project.save_array(space_name(MAP_ARRAY, name), scatter(projection.embedding_, test_ids, project.n_items))
+    seconds = time.perf_counter() - t0
+    project.record_run("map", space_name(MAP_ARRAY, name), {"n": len(test_ids)}, feature_key(project, name), seconds)
+    return seconds
+
+
 def remove_space(project: Project, name: str) -> None:
     """Undo a space: its transform, scores, rankings and indexes go; a ranking in it falls back to the raw one."""
     space_spec(project, name)
@@ -246,8 +271,9 @@ def refresh_spaces(project: Project, detectors: dict, progress=None) -> list[str
     value): they are removed, with their scores."""
     dropped = []
     for name, spec in spaces(project).items():
-        for array in project.array_names():  # scores of detectors this analysis no longer runs
-            if array.startswith(SCORE_PREFIX) and split_space(array)[1] == name:
+        for array in project.array_names():  # scores of detectors this analysis no longer runs; the stale map
+            if split_space(array)[1] == name and (array.startswith(SCORE_PREFIX) or
+                                                  split_space(array)[0] == MAP_ARRAY):
                 project.delete_array(array)
         try:
             GUIDANCE.write(project, {**spaces(project), name: _fit_space(project, name, spec, progress, detectors)})

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from oddscope.core.models.knn import IndexCache
 from oddscope.core.models.registry import make_detector
 from oddscope.core.progress import as_progress
 from oddscope.core.project.layout import score_array, space_name
@@ -26,15 +27,17 @@ def score_detectors(project: Project, detectors: dict, X: np.ndarray, memory: np
     ``key`` is the feature key the runs are recorded under (the encoder's, qualified by the space);
     ``run(detector, X, memory, exclude_self) -> scores`` replaces :func:`fit_and_score` (the Ray cluster's:
     spread queries, a fit sample).  A detector fitted on fewer rows than ``memory`` has them recorded
-    (``fit_rows``).
+    (``fit_rows``).  kNN-based detectors share one neighbour index per metric (:class:`IndexCache`).
     """
     progress = as_progress(progress)
     timings = {} if timings is None else timings
     n = project.n_items
+    indexes = IndexCache()
     for step, (name, kwargs) in enumerate(detectors.items()):
         progress.update("scores", step, len(detectors))
         t0 = time.perf_counter()
         detector = make_detector(name, **kwargs)
+        detector.indexes = indexes
         values = (run or fit_and_score)(detector, X, memory, mode == "unsupervised")
         array = score_array(space_name(name, space))
         project.save_array(array, scatter(values, test_ids, n))

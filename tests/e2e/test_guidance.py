@@ -171,3 +171,18 @@ def test_a_space_that_fails_while_scoring_leaves_nothing_behind(sky_project, mon
         add_space(project, "half", "sky_tint")
     with Project.open(sky_project) as project:
         assert set(spaces(project)) == {SPACE} and not project.layout.guidance_model("half").exists()
+
+
+def test_a_space_gets_its_own_map_on_request_and_loses_it_with_the_space(sky_project):
+    result = run("guidance", "map", "--project", sky_project, SPACE, "-q")
+    assert result.exit_code == 0, result.output
+    assert f"umap@{SPACE}" in result.output
+    with Project.open(sky_project) as project:
+        ids = project.load_array("test_ids")
+        xy = project.load_array(f"umap@{SPACE}")
+        assert xy.shape == (project.n_items, 2) and np.isfinite(xy[ids]).all()
+        assert project.load_array("umap") is None  # the raw map (none here) is not the space's
+    assert run("guidance", "map", "--project", sky_project, "nope").exit_code != 0
+    assert run("guidance", "remove", "--project", sky_project, SPACE).exit_code == 0
+    with Project.open(sky_project) as project:
+        assert project.load_array(f"umap@{SPACE}") is None

@@ -31,6 +31,9 @@ class Detector:
     # True where a fit row's unsupervised score (``exclude_self``) differs from scoring it as a new item,
     # because its neighbours must not include itself (kNN, LOF); the others score every row on its own.
     neighbour_based = False
+    # Set by a caller fitting several detectors on the same features (core.workflows.scoring): kNN-based ones
+    # then share one neighbour index per metric (see oddscope.core.models.knn.IndexCache).
+    indexes = None
 
     def fit(self, X_memory) -> "Detector":
         """Learn what normal looks like from ``X_memory`` (reference set or whole collection)."""
@@ -47,6 +50,12 @@ class Detector:
         if exclude_self and len(X) != self.n_fit_:
             raise ValueError(f"exclude_self needs the {self.n_fit_} fit rows as X, got {len(X)} rows")
         return np.asarray(self._score(X, exclude_self), dtype=np.float64)
+
+    def __getstate__(self) -> dict:
+        """Pickled (into Ray's object store, a worker) without the shared index cache: it holds whole matrices."""
+        state = self.__dict__.copy()
+        state.pop("indexes", None)
+        return state
 
     def params(self) -> dict:
         """Constructor arguments (JSON-serialisable): ``make_detector(name, **params())`` rebuilds it."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from oddscope.core.models.detectors.base import Detector
-from oddscope.core.models.knn import KnnIndex
+from oddscope.core.models.knn import KnnIndex, build_index
 from oddscope.core.models.reduction import FeatureReducer
 from oddscope.core.models.registry import METRICS
 
@@ -53,9 +53,12 @@ class KnnDetector(Detector):
         if self.pca:
             self.reducer_ = FeatureReducer(self.pca, normalize=self.metric == "cosine", seed=0,
                                            svd_solver="randomized").fit(X)
-        reduced = self.reducer_ is not None and self.reducer_.pca_ is not None
-        self.index_ = KnnIndex("l2" if reduced and self.metric == "cosine" else self.metric).build(
-            self.index_input(X))
+        if self.reducer_ is None:
+            self.index_ = build_index(self.metric, X, self.indexes)
+        else:
+            reduced = self.reducer_.pca_ is not None
+            self.index_ = KnnIndex("l2" if reduced and self.metric == "cosine" else self.metric).build(
+                self.index_input(X))
         self.k_ = self.k
         if self.hubness:
             # σ of memory items never counts the item itself, in either mode;

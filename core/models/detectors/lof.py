@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from oddscope.core.models.detectors.base import Detector
-from oddscope.core.models.knn import KnnIndex
+from oddscope.core.models.knn import build_index
 from oddscope.core.models.registry import METRICS
 
 
@@ -31,7 +31,7 @@ class LofDetector(Detector):
     def _fit(self, X):
         if len(X) < 2:
             raise ValueError("LOF needs at least 2 fit rows")
-        self.index_ = KnnIndex(self.metric).build(X)
+        self.index_ = build_index(self.metric, X, self.indexes)
         idx, dist = self.index_.query(X, self.k, exclude_self=True)
         self.k_distance_ = dist[:, -1].astype(np.float64)
         self.lrd_ = self._local_reachability_density(idx, dist)
