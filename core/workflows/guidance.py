@@ -25,9 +25,9 @@ import numpy as np
 
 from oddscope.core.models.guidance.erasure import concept_matrix, fit_leace, fit_relevant
 from oddscope.core.models.guidance.probes import probe_nuisance
+from oddscope.core.models.projection import MapProjection
 from oddscope.core.models.rankers import INTERESTING_SCORE
 from oddscope.core.models.registry import GUIDANCE_METHODS
-from oddscope.core.models.projection import MapProjection
 from oddscope.core.progress import as_progress
 from oddscope.core.project.layout import (
     ANOMALY_DETECTOR,
