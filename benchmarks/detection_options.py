@@ -1,11 +1,13 @@
 """What the default detection leaves on the table: the suite's one-class protocol under other options.
 
     nice -n 19 python benchmarks/detection_options.py --data /work/data [--cache ~/.cache/oddscope-bench]
+        [--full lite1]
 
-Three families, each a markdown table (set rows, option columns, AUROC / AP averaged over the normal
+Option families, each a markdown table (set rows, option columns, AUROC / AP averaged over the normal
 classes, the mean over the sets, and the indexing cost of each option against the default):
 
-* **kNN k** and **PCA / whitening before kNN**, on every image's cached default features: PCA fitted on
+* **kNN k** (also in unsupervised mode, on the suite's triage planting: the default k serves both) and
+  **PCA / whitening before kNN**, on every image's cached default features: PCA fitted on
   the reference half only (never on the test items), to 64 or 256 dimensions, with or without whitening;
   whitening divides by ``sqrt(variance + SHRINK * mean variance)`` so small-variance directions do not
   explode.  Neither touches extraction.
@@ -16,6 +18,8 @@ classes, the mean over the sets, and the indexing cost of each option against th
   sample, and every option's extraction (decoding included) is timed side by side in one run, so the cost
   row compares like with like; the load average of that run is printed with it.  Features and timings are
   cached in ``CACHE/<set>/options/``.
+* ``--full ENCODER``: an encoder the sample favours, scored on every image (one-class and triage), before
+  anyone changes a default on 40 images per class.
 """
 
 from __future__ import annotations
