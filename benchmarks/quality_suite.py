@@ -51,8 +51,9 @@ def _rng(*keys) -> np.random.Generator:
     return np.random.default_rng([SEEDS, *keys])
 
 
-def one_class(s) -> dict:
-    """AUROC and AP of kNN in reference mode with each normal class in turn: ``{class: metrics}``."""
+def one_class(s, detector=lambda: make_detector(BASE)) -> dict:
+    """AUROC and AP of kNN (or of ``detector()``) in reference mode with each normal class in turn:
+    ``{class: metrics}``."""
     out = {}
     for c, cls in enumerate(s.normal_classes):
         members, others = np.flatnonzero(s.labels == cls), np.flatnonzero(s.labels != cls)
@@ -61,7 +62,7 @@ def one_class(s) -> dict:
         reference, normal = members[: members.size // 2], members[members.size // 2:]
         anomalies = rng.choice(others, min(others.size, max(1, normal.size // 4)), replace=False)
         test = np.concatenate([normal, anomalies])
-        scores = make_detector(BASE).fit(s.X[reference]).score(s.X[test])
+        scores = detector().fit(s.X[reference]).score(s.X[test])
         out[cls] = detection_metrics(scores, np.isin(test, anomalies))
     return out
 
