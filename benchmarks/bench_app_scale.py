@@ -115,6 +115,8 @@ def main() -> int:
     parser.add_argument("--project", type=Path, help="write (or reuse) the project here instead of a temp folder")
     parser.add_argument("--screenshot", type=Path, help="save a PNG of the window once the project shows")
     parser.add_argument("--why", action="store_true", help="print the GUI thread's stack during each stall")
+    parser.add_argument("--dim", type=int, default=1280,
+                        help="feature width: the 'Similar items' panel indexes every row (5M x 1280-d is 25 GB)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,7 +125,7 @@ def main() -> int:
         project_dir = folder / "project"
         if not project_dir.exists():
             started = time.perf_counter()
-            make_project(folder, args.items, dim=1280, features="sparse")
+            make_project(folder, args.items, dim=args.dim, features="sparse")
             print(f"synthetic project of {args.items:,} items written in {time.perf_counter() - started:.1f} s")
         app = private_app(tmp)
         return run_user(app, project_dir, args.screenshot, args.why)

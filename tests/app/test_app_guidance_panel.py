@@ -10,7 +10,7 @@ from PySide6 import QtCore, QtWidgets
 from windows import open_window
 
 from oddscope.app import dialogs
-from oddscope.app.guidance_panel import AddSpaceDialog
+from oddscope.app.guidance_dialog import AddSpaceDialog
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.guidance import add_space
 from oddscope.core.workflows.spaces import space_features
