@@ -35,7 +35,9 @@ class Neighbours:
         self.ids = project.load_array(TEST_IDS)
         if self.ids is None:
             raise ValueError(f"{project.root} has not been analysed yet; run `oddscope index`")
-        self._row_of = {int(i): r for r, i in enumerate(self.ids)}
+        # item id -> row (-1: none), as an array: a dict of 5M ids held the GIL for a second in the app's worker
+        self._row_of = np.full(int(self.ids.max()) + 1 if len(self.ids) else 0, -1, np.int64)
+        self._row_of[self.ids] = np.arange(len(self.ids))
         self._features = None
         self._indexes: dict[str, KnnIndex] = {}
 
@@ -60,10 +62,10 @@ class Neighbours:
         return self.features[self._row(item_id)]
 
     def _row(self, item_id: int) -> int:
-        try:
-            return self._row_of[int(item_id)]
-        except KeyError:
-            raise KeyError(f"item {item_id} has no features (skipped, reference or not analysed)") from None
+        item_id = int(item_id)
+        if not 0 <= item_id < len(self._row_of) or self._row_of[item_id] < 0:
+            raise KeyError(f"item {item_id} has no features (skipped, reference or not analysed)")
+        return int(self._row_of[item_id])
 
     def of_item(self, item_id: int, k: int = 10, metric: str = "cosine") -> pd.DataFrame:
         """The k nearest other items: columns item_id, distance (nearest first)."""

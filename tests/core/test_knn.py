@@ -190,6 +190,8 @@ def test_neighbours_index_build_reports_progress_and_can_be_cancelled(tmp_path, 
         seen = []
         hits = Neighbours(project, Progress(lambda *a: seen.append(a))).of_item(0, k=3)
         assert len(hits) == 3 and 0 not in hits["item_id"].tolist()
+        with pytest.raises(KeyError, match="has no features"):
+            Neighbours(project).of_item(n, k=3)  # an item that was never analysed
         assert len(seen) >= n // 50 and seen[-1][1:] == (n, n)
 
         def cancel_midway(stage, done, total):
@@ -200,6 +202,9 @@ def test_neighbours_index_build_reports_progress_and_can_be_cancelled(tmp_path, 
         with pytest.raises(Cancelled):
             Neighbours(project, progress).of_item(0, k=3, metric="l2")
         assert not list((project.root / "index").glob("*-l2-*"))  # nothing half-built is kept
+        unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+        nearest = [i for i in np.argsort(-(unit @ unit[7])) if i != 7][:3]  # exact cosine neighbours of item 7
+        assert Neighbours(project).of_item(7, k=3)["item_id"].tolist() == nearest
 
 
 def test_indexing_keeps_the_neighbour_index_its_knn_detector_built(demo_dir):
