@@ -1,30 +1,16 @@
 """The window's model: re-ranking re-sorts the table and keeps the map's bookkeeping right (no Qt views)."""
 import numpy as np
 import pytest
-from PIL import Image
+from small_projects import six_item_project
 
 from oddscope.app.model import ProjectModel, encoder_text
-from oddscope.core.project.store import Project
 
 
 @pytest.fixture
 def model(tmp_path, qapp):
-    (tmp_path / "images").mkdir()
-    paths = []
-    for i in range(6):
-        paths.append(tmp_path / "images" / f"im{i}.png")
-        Image.new("RGB", (8, 8)).save(paths[-1])
-    umap = np.arange(12, dtype=np.float32).reshape(6, 2)
-    umap[4] = np.nan  # item 4 is not on the map
-    with Project.create(tmp_path / "project") as project:
-        project.add_items(paths)
-        project.set_status([(i, "ok", None) for i in range(6)])
-        project.save_array("umap", umap)
-        project.save_array("score_knn", np.array([0.1, 0.5, 0.3, 0.9, 0.2, 0.4], np.float32))
-        project.save_array("test_ids", np.arange(6))
-        project.set_setting("ranking", "knn")
+    folder = six_item_project(tmp_path)
     m = ProjectModel()
-    m.open(tmp_path / "project")
+    m.open(folder)
     yield m
     m.close()
 

@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 import pytest
-from PIL import Image
+from small_projects import six_item_project
 
 from oddscope.app import model as model_module
 from oddscope.app import ranking as ranking_module
@@ -22,22 +22,10 @@ KNN_ORDER = [3, 1, 5, 2, 4, 0]
 
 @pytest.fixture
 def project_dir(tmp_path):
-    (tmp_path / "images").mkdir()
-    paths = []
-    for i in range(6):
-        paths.append(tmp_path / "images" / f"im{i}.png")
-        Image.new("RGB", (8, 8)).save(paths[-1])
-    umap = np.arange(12, dtype=np.float32).reshape(6, 2)
-    umap[4] = np.nan  # item 4 is not on the map
-    with Project.create(tmp_path / "project") as project:
-        project.add_items(paths)
-        project.set_status([(i, "ok", None) for i in range(5)])
-        project.save_array("umap", umap)
-        project.save_array("score_knn", np.array([0.1, 0.5, 0.3, 0.9, 0.2, 0.4], np.float32))
-        project.save_array("test_ids", np.arange(6))
-        project.set_setting("ranking", "knn")
+    folder = six_item_project(tmp_path, n_ok=5)
+    with Project.open(folder, writable=True) as project:
         project.set_label(1, tags=["lens"])
-    return tmp_path / "project"
+    return folder
 
 
 @pytest.fixture
