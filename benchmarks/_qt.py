@@ -1,8 +1,11 @@
-"""Shared set-up of the GUI benchmarks: an offscreen QApplication whose settings stay in a temporary folder."""
+"""Shared set-up of the GUI benchmarks: an offscreen QApplication whose settings stay in a temporary folder, the
+real main window opened as the app opens it, and waiting while the event loop runs."""
 
 from __future__ import annotations
 
 import os
+import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -16,3 +19,27 @@ def private_app(folder: Path):
     for fmt in (QSettings.NativeFormat, QSettings.IniFormat):
         QSettings.setPath(fmt, QSettings.UserScope, str(Path(folder) / "settings"))
     return QApplication.instance() or QApplication([])
+
+
+def benchmark_window():
+    """The real MainWindow, shown, as ``run_app`` makes it (start-up objects out of the garbage collector's
+    way); an error dialog prints to stderr instead of waiting for a click."""
+    from oddscope.app import dialogs
+    from oddscope.app.main import freeze_startup_objects
+    from oddscope.app.window import MainWindow
+
+    dialogs.show_error = lambda *a: print("error:", *a[1:3], file=sys.stderr)
+    window = MainWindow(restore_layout=False)
+    freeze_startup_objects()
+    window.show()
+    return window
+
+
+def wait_until(app, predicate, timeout_s: float) -> bool:
+    """Run the event loop until ``predicate()`` holds or ``timeout_s`` passes; whether it holds."""
+    from PySide6.QtCore import QEventLoop
+
+    end = time.perf_counter() + timeout_s
+    while not predicate() and time.perf_counter() < end:
+        app.processEvents(QEventLoop.AllEvents, 20)
+    return predicate()

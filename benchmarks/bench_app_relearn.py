@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _qt import private_app  # also selects the offscreen platform
+from _qt import benchmark_window, private_app, wait_until  # also selects the offscreen platform
 from synthetic_project import make_project
 
 
@@ -36,30 +36,20 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=8, help="score keys pressed (one refit each)")
     args = parser.parse_args()
 
-    from PySide6.QtCore import QEventLoop, Qt, QTimer
+    from PySide6.QtCore import Qt, QTimer
     from PySide6.QtTest import QTest
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         app = private_app(tmp)
-        from oddscope.app import dialogs
-        from oddscope.app.main import freeze_startup_objects
-        from oddscope.app.window import MainWindow
-
-        dialogs.show_error = lambda *a: print("error:", *a[1:3], file=sys.stderr)
         started = time.perf_counter()
         project_dir = make_project(tmp, args.n)
         print(f"synthetic project of {args.n:,} items written in {time.perf_counter() - started:.1f} s")
 
-        window = MainWindow(restore_layout=False)
-        freeze_startup_objects()  # as run_app does
-        window.show()
+        window = benchmark_window()
 
         def wait(predicate, timeout_s: float) -> bool:
-            end = time.perf_counter() + timeout_s
-            while not predicate() and time.perf_counter() < end:
-                app.processEvents(QEventLoop.AllEvents, 20)
-            return predicate()
+            return wait_until(app, predicate, timeout_s)
 
         last, stalls = [time.perf_counter()], []
         timer = QTimer(interval=10)

@@ -34,8 +34,8 @@ import traceback
 from pathlib import Path
 
 import numpy as np
-from _qt import private_app  # also selects the offscreen platform
-from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer
+from _qt import benchmark_window, private_app, wait_until  # also selects the offscreen platform
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtTest import QTest
 from synthetic_project import make_project
 
@@ -132,20 +132,10 @@ def main() -> int:
 
 
 def run_user(app, project_dir: Path, screenshot: Path | None, why: bool) -> int:
-    from oddscope.app import dialogs
-    from oddscope.app.main import freeze_startup_objects
-    from oddscope.app.window import MainWindow
-
-    dialogs.show_error = lambda *a: print("error:", *a[1:3], file=sys.stderr)
-    window = MainWindow(restore_layout=False)
-    freeze_startup_objects()  # as run_app does
-    window.show()
+    window = benchmark_window()
 
     def wait(predicate, timeout_s: float) -> bool:
-        end = time.perf_counter() + timeout_s
-        while not predicate() and time.perf_counter() < end:
-            app.processEvents(QEventLoop.AllEvents, 20)
-        return predicate()
+        return wait_until(app, predicate, timeout_s)
 
     def settle(seconds: float = 0.3) -> None:
         wait(lambda: False, seconds)
