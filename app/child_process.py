@@ -5,6 +5,10 @@ seconds (UMAP's numba code, clustering): the window would freeze meanwhile.
 :func:`run_in_child` runs such a callable in a spawned process (no Qt state is
 copied), relays its throttled progress, honours Cancel cooperatively (and
 terminates a child that ignores it) and returns its result or raises its error.
+
+A table comes back as an Arrow file rather than through the pipe: unpickling a
+5M-row table held the GIL, and so froze the window, for up to a second, where
+Arrow reads it with the GIL released.
 """
 
 from __future__ import annotations
@@ -12,8 +16,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as queue_module
+import tempfile
 import time
 import traceback
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.feather as feather
 
 from oddscope.core.progress import Cancelled, Progress
 
@@ -62,6 +71,8 @@ def run_in_child(fn, args, kwargs, *, name: str, title: str, progress: Progress,
                 report(*message[1:])
             elif message[0] == "result":
                 return message[1]
+            elif message[0] == "table":
+                return read_table_file(message[1])
             elif message[0] == "cancelled":
                 raise Cancelled()
             else:
@@ -99,4 +110,26 @@ def _child_main(fn, args, kwargs, messages, cancel, interval) -> None:
     except BaseException as err:  # noqa: BLE001 - reported to the parent, which shows it
         messages.put(("error", str(err) or type(err).__name__, traceback.format_exc()))
     else:
-        messages.put(("cancelled",) if relay.progress.cancelled else ("result", result))
+        messages.put(("cancelled",) if relay.progress.cancelled else result_message(result))
+
+
+def result_message(result) -> tuple:
+    """Child: the message carrying ``result``: ``("table", path)`` for a DataFrame that Arrow can hold (written
+    to a temporary file that :func:`read_table_file` removes), else ``("result", result)``, pickled."""
+    if isinstance(result, pd.DataFrame):
+        handle, path = tempfile.mkstemp(prefix="oddscope-table-", suffix=".arrow")
+        os.close(handle)
+        try:
+            feather.write_feather(result, path, compression="uncompressed")
+            return ("table", path)
+        except (pa.ArrowException, ValueError, TypeError):  # e.g. mixed types in an object column
+            os.remove(path)
+    return ("result", result)
+
+
+def read_table_file(path: str) -> pd.DataFrame:
+    """Parent: the table of a ``("table", path)`` message (Arrow releases the GIL while it reads); the file goes."""
+    try:
+        return feather.read_table(path, memory_map=False).to_pandas()
+    finally:
+        os.remove(path)

@@ -1,13 +1,17 @@
 """Background tasks: results, failures, cancel, and a GUI thread that stays responsive."""
 import gc
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt, QTimer
 
+from oddscope.app.child_process import read_table_file, result_message
 from oddscope.app.worker import Task, TaskManager
 from oddscope.core.progress import Cancelled
 from oddscope.core.project.store import Project
@@ -144,6 +148,28 @@ def test_in_process_task_relays_progress_result_and_errors(qtbot):
     message, details = blocker.args
     assert message == "no images found in /nowhere" and "fail_in_child" in details  # the child's traceback
     assert task.outcome == "failed"
+
+
+def table_in_child(mixed: bool, progress=None):
+    table = pd.DataFrame({"path": ["a.png", "b.png", "c.png"], "score": [0.5, np.nan, 2.0],
+                          "tags": pd.Categorical(["", "lens", ""])}, index=pd.Index([7, 3, 9], name="item_id"))
+    if mixed:
+        table["meta_band"] = ["g", 2, None]  # Arrow cannot hold it: the table is pickled instead
+    return table
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_a_table_from_a_child_process_arrives_whole_and_leaves_no_file(qtbot, mixed):
+    leftovers = set(Path(tempfile.gettempdir()).glob("oddscope-table-*"))
+    task = Task("x", "Table", table_in_child, mixed, in_process=True)
+    with qtbot.waitSignal(task.finished, timeout=60_000) as blocker:
+        task.start()
+    pd.testing.assert_frame_equal(blocker.args[0], table_in_child(mixed))
+    kind, content = result_message(table_in_child(mixed))
+    assert kind == ("result" if mixed else "table")  # Arrow where it can: it reads back without holding the GIL
+    if kind == "table":
+        pd.testing.assert_frame_equal(read_table_file(content), table_in_child(mixed))
+    assert set(Path(tempfile.gettempdir()).glob("oddscope-table-*")) == leftovers
 
 
 def test_cancelled_is_not_a_failure():
