@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from PySide6.QtCore import QObject, Signal
 
-from oddscope.app.table_state import TableState, reranked_state, table_state
+from oddscope.app.table_state import TableState, load_table, reranked_state, table_state, write_tags
 from oddscope.app.worker import Lane, Task
 from oddscope.core.data.science import NONE
 from oddscope.core.models.registry import RANKERS
@@ -37,7 +37,6 @@ from oddscope.core.project.table import (
     is_metadata,
     ranking_name,
     ranking_scores,
-    read_project_table,
 )
 
 # Tables of this many items and more are prepared and re-sorted in a worker (below: at once, a few ms)
@@ -103,10 +102,10 @@ class ProjectModel(QObject):
     # ------------------------------------------------------------------ opening
     def open(self, root, writable: bool = True) -> None:
         """Open and load synchronously (scripts, tests); the window loads in a worker instead."""
-        self.set_loaded(Project.open(root, writable=writable), read_project_table(root))
+        self.set_loaded(Project.open(root, writable=writable), load_table(root))
 
     def set_loaded(self, project: Project, table: pd.DataFrame) -> None:
-        """Show ``project`` with its ``table`` (read in a worker: :func:`read_project_table`); ``loaded`` is
+        """Show ``project`` with its ``table`` (read in a worker: :func:`~oddscope.app.table_state.load_table`); ``loaded`` is
         emitted once the table is prepared (at once for a small one)."""
         self.close()
         self._pending_project = project
@@ -147,7 +146,8 @@ class ProjectModel(QObject):
         changed = changed[state.grid.positions(changed) >= 0]  # O(changed), not a pass over every id
         if len(changed):
             labels = self.table.loc[changed, ["label_score", "tags"]]
-            state.table.loc[changed, ["label_score", "tags"]] = labels
+            state.table.loc[changed, "label_score"] = labels["label_score"]
+            write_tags(state.table, changed, labels["tags"])
             state.grid.update_labels(labels)
         self._set_state(state)
         if self.selection is not None:
@@ -274,8 +274,8 @@ class ProjectModel(QObject):
         """Re-read every label (after a CSV import)."""
         labels = self.project.labels()
         self.table["label_score"] = labels["score"].reindex(self.table.index)
-        self.table["tags"] = [";".join(t) if isinstance(t, list) else "" for t in
-                              labels["tags"].reindex(self.table.index)]
+        self.table["tags"] = pd.Categorical([";".join(t) if isinstance(t, list) else "" for t in
+                                             labels["tags"].reindex(self.table.index)])
         self.labels_changed.emit(self.table.index.to_numpy())
 
     def _refresh_labels(self, ids) -> None:
@@ -283,7 +283,7 @@ class ProjectModel(QObject):
             score, tags = self.project.label(item_id)
             if item_id in self.table.index:
                 self.table.at[item_id, "label_score"] = np.nan if score is None else float(score)
-                self.table.at[item_id, "tags"] = ";".join(tags)
+                write_tags(self.table, [item_id], [";".join(tags)])
         if self.busy:
             self._labelled_meanwhile.extend(int(i) for i in ids)
         self.state.grid.update_labels(self.table.loc[np.asarray(ids, np.int64), ["label_score", "tags"]])
@@ -357,22 +357,30 @@ class ProjectModel(QObject):
                 out.append(column)
         return out
 
-    def color_values(self, column: str):
+    def color_values(self, column: str, state: TableState | None = None):
         """Values per map point: ``(float values, "numeric", [])`` or ``(int codes, "categorical", names)``.
 
         Categorical codes are -1 where an item has no value.  An item with
-        several tags is coloured by its first.
+        several tags is coloured by its first.  ``state``: the table to read
+        (default: the one shown); a new array on every call.
         """
-        values = self.table[column].to_numpy()[self._map_rows]
-        if column == "tags":
-            first = np.array([t.split(";")[0] for t in values], dtype=object)
-            names = sorted({t for t in first if t})
-            return self._codes(first, names), "categorical", names
+        state = state or self.state
+        table, map_rows = state.table, state.map_rows
+        series = table[column]
+        if isinstance(series.dtype, pd.CategoricalDtype):  # the tags, few-valued text: through the categories
+            texts = [str(v) for v in series.cat.categories]
+            if column == "tags":
+                texts = [t.split(";")[0] for t in texts]
+            names = sorted({t for t in texts if t})
+            code = {name: i for i, name in enumerate(names)}
+            lookup = np.array([code.get(t, -1) for t in texts] + [-1], np.int64)  # the last: a missing value
+            return lookup[series.cat.codes.to_numpy()[map_rows]], "categorical", names
+        values = series.to_numpy()[map_rows]
         if column == "cluster" or column in CLUSTER_ARRAYS:
             codes = values.astype(np.int64)
             top = int(codes.max()) if len(codes) else -1
             return codes, "categorical", [f"cluster {i}" for i in range(top + 1)]
-        if pd.api.types.is_bool_dtype(self.table[column]) or not pd.api.types.is_numeric_dtype(self.table[column]):
+        if pd.api.types.is_bool_dtype(table[column]) or not pd.api.types.is_numeric_dtype(table[column]):
             text = np.array(["" if pd.isna(v) else str(v) for v in values], dtype=object)
             names = sorted({v for v in text if v})
             return self._codes(text, names), "categorical", names

@@ -233,8 +233,7 @@ class RankingView(QWidget):
                                             ["All clusters"] + [f"{'No cluster' if c < 0 else f'Cluster {c}'} ({n:,})"
                                                                 for c, n in counts])
 
-        finite = table.score[np.isfinite(table.score)]
-        lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 0.0)
+        lo, hi = table.score_range or (0.0, 0.0)
         span = hi - lo
         decimals = int(np.clip(3 - np.floor(np.log10(span)), 0, 6)) if span > 0 else 3
         step = 10.0 ** -decimals
@@ -245,7 +244,7 @@ class RankingView(QWidget):
             spin.setRange(lo, hi)
             spin.setSingleStep(max(step, round(span / 50, decimals)))
             spin.setValue(value)
-            spin.setEnabled(len(finite) > 0)
+            spin.setEnabled(table.score_range is not None)
             spin.blockSignals(False)
 
     def _fill_tags(self) -> None:
@@ -338,7 +337,7 @@ class RankingView(QWidget):
         already built (off the GUI thread); filters that still apply stay (applied in the background at scale)."""
         current = self._current
         table = table if isinstance(table, RankingTable) else RankingTable(table)
-        self.model.set_table(table, np.arange(len(table)))  # every item until the filters are applied
+        self.model.set_table(table, table.every_position)  # every item until the filters are applied
         self._fill_choices()
         self._restore_current(current)
         self._apply_filters()

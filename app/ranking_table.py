@@ -79,12 +79,16 @@ class RankingTable:
         self.tags: dict[int, tuple[str, ...]] = {}
         self.has_tags = np.zeros(n, bool)
         if "tags" in df and n:
-            tags = df["tags"].fillna("").to_numpy(object)  # no text conversion of every row: few items have tags
-            tagged = np.flatnonzero(tags.astype(bool))
-            for pos, text in zip(tagged.tolist(), tags[tagged].tolist()):
+            for pos, text in zip(*_tagged(df["tags"])):
                 self._set_tags(pos, text)
+        # what the grid reads when a table is shown, worked out here (off the GUI thread at scale): at 5M items
+        # each is a pass of 30-70 ms
+        self.every_position = np.arange(n)  # the order with no filter
         self._pos_of = np.full(int(self.ids.max()) + 1 if n else 0, -1, np.int64)
-        self._pos_of[self.ids] = np.arange(n)
+        self._pos_of[self.ids] = self.every_position
+        self._cluster_counts = _counts(self.cluster)
+        finite = self.score[np.isfinite(self.score)]
+        self.score_range = (float(finite.min()), float(finite.max())) if len(finite) else None
         self._text_columns = _search_columns(df)
         self._text: TextSearch | None = None  # built on the first text query: a re-sort then costs nothing
 
@@ -103,12 +107,8 @@ class RankingTable:
         return sorted({t for tags in self.tags.values() for t in tags}, key=str.lower)
 
     def cluster_counts(self) -> list[tuple[int, int]]:
-        if self.cluster is None or not len(self.cluster):
-            return []
-        low = int(self.cluster.min())
-        counts = np.bincount(self.cluster - low)
-        present = np.flatnonzero(counts)
-        return list(zip((present + low).tolist(), counts[present].tolist()))
+        """``(cluster, items)`` for each cluster present, in cluster order (-1: no cluster)."""
+        return self._cluster_counts
 
     def cell(self, pos: int) -> Cell:
         return Cell(int(self.ids[pos]), int(self.rank[pos]), float(self.score[pos]), float(self.label_score[pos]),
@@ -144,7 +144,7 @@ class RankingTable:
             chosen[pos[pos >= 0]] = True
             masks.append(chosen)
         if not masks:
-            return np.arange(n)
+            return self.every_position
         return np.flatnonzero(np.logical_and.reduce(masks))
 
     def update_labels(self, labels: pd.DataFrame) -> np.ndarray:
@@ -179,6 +179,28 @@ class RankingTable:
             self.tags[pos] = tags
         else:
             self.tags.pop(pos, None)
+
+
+def _tagged(column: pd.Series) -> tuple[list[int], list[str]]:
+    """Positions with tags and their ";"-joined text, without a Python step per row: few items have tags."""
+    if isinstance(column.dtype, pd.CategoricalDtype):  # the app's table (app.table_state): through the categories
+        texts = [str(t) for t in column.cat.categories]
+        has_tags = np.array([bool(t) for t in texts] + [False])  # the last entry: code -1 (missing)
+        codes = column.cat.codes.to_numpy()
+        rows = np.flatnonzero(has_tags[codes])
+        return rows.tolist(), [texts[c] for c in codes[rows].tolist()]
+    tags = column.fillna("").to_numpy(object)
+    rows = np.flatnonzero(tags.astype(bool))
+    return rows.tolist(), tags[rows].tolist()
+
+
+def _counts(cluster: np.ndarray | None) -> list[tuple[int, int]]:
+    if cluster is None or not len(cluster):
+        return []
+    low = int(cluster.min())
+    counts = np.bincount(cluster - low)
+    present = np.flatnonzero(counts)
+    return list(zip((present + low).tolist(), counts[present].tolist()))
 
 
 def _floats(df: pd.DataFrame, column: str) -> np.ndarray:

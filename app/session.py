@@ -18,10 +18,10 @@ from PySide6.QtCore import Signal
 
 from oddscope.app import dialogs, jobs
 from oddscope.app.model import ProjectModel
+from oddscope.app.table_state import load_table
 from oddscope.app.worker import TaskManager
 from oddscope.core.project.layout import SKIPPED_REPORT, ProjectLayout
 from oddscope.core.project.store import Project, ProjectError, ProjectLocked
-from oddscope.core.project.table import read_project_table
 
 MAX_RECENT = 8
 # Larger tables are read in a child process: building them holds the GIL in long C calls (SQLite rows,
@@ -104,7 +104,7 @@ class ProjectSession(QtCore.QObject):
             return False
         self.close_project()
         self.loading = root.name
-        self.tasks.run("load", f"Opening {root.name}", read_project_table, root,
+        self.tasks.run("load", f"Opening {root.name}", load_table, root,
                        in_process=project.n_items > TABLE_IN_PROCESS_ITEMS,
                        on_finished=lambda table: self.model.set_loaded(project, table),
                        on_failed=self._load_failed,
@@ -210,7 +210,7 @@ class ProjectSession(QtCore.QObject):
 
     def reload_table(self, title: str, done: str) -> None:
         """Read the open project's table again in the background (new scores or rankings), then say ``done``."""
-        self.run_task("load", title, read_project_table, functools.partial(self._table_reloaded, done),
+        self.run_task("load", title, load_table, functools.partial(self._table_reloaded, done),
                       self.model.project.root, in_process=self.model.project.n_items > TABLE_IN_PROCESS_ITEMS)
 
     def _table_reloaded(self, done: str, table) -> None:

@@ -53,7 +53,7 @@ def banner_text(model: ProjectModel) -> str:
                 "Close it there and reopen this project to label.")
     if model.is_open and not model.can_label:
         return "A background task is writing the project (see the status bar): labelling resumes when it finishes."
-    table = model.table
-    if table is not None and not (table["rank"] > 0).any():  # never analysed: say what to do
-        return advice_if_not_analysed(model.project.root, table["status"], analysed=False) or ""
+    state = model.state
+    if state is not None and not state.n_ranked:  # never analysed: say what to do
+        return advice_if_not_analysed(model.project.root, state.table["status"], analysed=False) or ""
     return ""

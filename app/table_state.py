@@ -16,7 +16,11 @@ import numpy as np
 import pandas as pd
 
 from oddscope.app.ranking_table import RankingTable
-from oddscope.core.project.table import rank_of
+from oddscope.core.project.table import rank_of, read_project_table
+
+# Text columns with few distinct values, held as categoricals: a Python string per row made every pass over them
+# (take, isna, pickling) hold the GIL for up to a second at 5M items, and a label wrote the tags in place anyway
+CATEGORY_COLUMNS = ("status", "role", "reason", "tags")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class TableState:
     map_pos: np.ndarray  # item id -> map position (-1: not on the map)
     xy: np.ndarray  # (n points, 2) float32 map coordinates, in map point order
     n_ok: int  # items whose status is "ok"
+    n_ranked: int  # items with a rank (none: the project was never analysed)
 
     @property
     def n_items(self) -> int:
@@ -40,10 +45,7 @@ def table_state(table: pd.DataFrame, space_map: np.ndarray | None = None, progre
     """Everything the views derive from ``table``: O(n), no sort (item ids are row numbers).
     ``space_map`` (x, y per item id) is the map of the feature space in use (None: the table's own map).
     ``progress`` (a worker task's) is unused: this takes well under the time a progress bar is for."""
-    if "tags" in table and table["tags"].dtype != object:
-        # Arrow-backed text (pandas' default) copies the whole column on every one-cell write: 0.1 s per label
-        # at a million items; Python objects take the label's tags in place
-        table = table.assign(tags=table["tags"].astype(object))
+    table = with_view_dtypes(table)
     ids = table.index.to_numpy()
     coordinates = (table[["umap_x", "umap_y"]].to_numpy(np.float32) if space_map is None
                    else np.asarray(space_map, np.float32)[ids])
@@ -61,7 +63,33 @@ def table_state(table: pd.DataFrame, space_map: np.ndarray | None = None, progre
     if len(ids):
         table.index.get_loc(ids[0])  # builds pandas' id lookup here, not on the GUI thread at a first click
     n_ok = int((table["status"] == "ok").sum()) if "status" in table else len(table)
-    return TableState(table, RankingTable(table), map_ids, map_rows, map_pos, xy, n_ok)
+    n_ranked = int(np.count_nonzero(table["rank"].to_numpy() > 0)) if "rank" in table else 0
+    return TableState(table, RankingTable(table), map_ids, map_rows, map_pos, xy, n_ok, n_ranked)
+
+
+def with_view_dtypes(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its :data:`CATEGORY_COLUMNS` as categoricals (the same table when they already are)."""
+    convert = {c: "category" for c in CATEGORY_COLUMNS
+               if c in table and not isinstance(table[c].dtype, pd.CategoricalDtype)}
+    return table.astype(convert) if convert else table
+
+
+def load_table(root, progress=None) -> pd.DataFrame:
+    """Task: the project table at ``root`` in the views' dtypes.  At scale it runs in a child process, so the
+    conversion holds the child's GIL, not the window's."""
+    return with_view_dtypes(read_project_table(root, progress))
+
+
+def write_tags(table: pd.DataFrame, item_ids, texts) -> None:
+    """Set the ";"-joined ``texts`` of ``item_ids`` in ``table`` in place (a categorical learns new texts first:
+    that copies its codes, a byte per item)."""
+    texts = [str(t) for t in texts]
+    column = table["tags"]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        new = [t for t in dict.fromkeys(texts) if t not in column.cat.categories]
+        if new:
+            table["tags"] = column.cat.add_categories(new)
+    table.loc[np.asarray(item_ids, np.int64), "tags"] = texts
 
 
 def reranked(table: pd.DataFrame, scores: np.ndarray, relevance: np.ndarray | None) -> pd.DataFrame:
