@@ -71,7 +71,7 @@ class MapView(QtWidgets.QWidget):
         self._vb = MapViewBox(self._on_click, self._on_drag)
         self.plot_widget.addItem(self._vb, row=0, col=0)
 
-        self._layers = MapLayers(self._vb, scatter_threshold)
+        self._layers = MapLayers(self._vb, scatter_threshold, Lane("map_render", parent=self))
         self.density_item = self._layers.density_item
         self.scatter_item = self._layers.scatter_item
         self.selection_image = self._layers.selection_image
@@ -192,6 +192,11 @@ class MapView(QtWidgets.QWidget):
         self._tree_lane.wait(-1 if timeout is None else int(timeout * 1000))
         return self._tree is not None
 
+    @property
+    def drawing(self) -> bool:
+        """A big map's colouring or view image is still being worked out in the background."""
+        return self._layers.busy
+
     def point_count(self) -> int:
         return int(self._x.size)
 
@@ -201,19 +206,24 @@ class MapView(QtWidgets.QWidget):
 
         ``cmap`` is a pyqtgraph colour map name or a ``pg.ColorMap`` (its darkest CMAP_START part
         is dropped, see :mod:`oddscope.app.map_items`); ``vmin``/``vmax`` default to the finite range of ``values``.
+        A big map (:data:`~oddscope.app.map_render.ASYNC_POINTS`) is coloured in a worker: the colours show a
+        moment later (:attr:`drawing` meanwhile).
         """
         values = np.asarray(values, np.float64)
         if values.shape != self._x.shape:
             raise ValueError(f"values must have shape ({self._x.size},), got {values.shape}")
         lut, colormap = named_colormap(cmap) if isinstance(cmap, str) else trimmed_colormap(cmap)
-        lo, hi = self._layers.color_by_values(values, vmin, vmax, lut)
-        self.legend.hide()
-        self.colorbar.setColorMap(colormap)
-        self.colorbar.setLevels((lo, hi))
-        self.colorbar.getAxis("left").setLabel(label, color="#dddddd")
-        if self.colorbar.scene() is None:
-            self.plot_widget.addItem(self.colorbar, row=0, col=1)
-        self.refresh()
+
+        def show(lo: float, hi: float) -> None:
+            self.legend.hide()
+            self.colorbar.setColorMap(colormap)
+            self.colorbar.setLevels((lo, hi))
+            self.colorbar.getAxis("left").setLabel(label, color="#dddddd")
+            if self.colorbar.scene() is None:
+                self.plot_widget.addItem(self.colorbar, row=0, col=1)
+            self.refresh()
+
+        self._layers.color_by_values(values, vmin, vmax, lut, show)
 
     def set_categories(self, codes, names, label: str = "tag") -> None:
         """Colour by category ``codes`` (-1 = none, grey) with a legend of ``names``."""
@@ -223,10 +233,12 @@ class MapView(QtWidgets.QWidget):
             raise ValueError(f"codes must be integers of shape ({self._x.size},)")
         if codes.size and (codes.max() >= len(names) or codes.min() < -1):
             raise ValueError(f"codes must lie in [-1, {len(names) - 1}] for {len(names)} names")
-        palette = self._layers.color_by_categories(codes, len(names))
-        self._hide_colorbar()
-        fill_legend(self.legend, label, names, palette)
-        self.refresh()
+        def show(palette: np.ndarray) -> None:
+            self._hide_colorbar()
+            fill_legend(self.legend, label, names, palette)
+            self.refresh()
+
+        self._layers.color_by_categories(codes, len(names), show)
 
     def legend_names(self) -> list[str]:
         """Legend rows below its title: the category names (past LEGEND_MAX_ROWS a last

@@ -19,6 +19,7 @@ from PySide6.QtCore import Qt
 
 from oddscope.app import dialogs, jobs
 from oddscope.app.item_details import label_html, map_caption, viewer_fields
+from oddscope.app.map_render import ASYNC_POINTS
 from oddscope.app.mapview import MapView
 from oddscope.app.model import ProjectModel
 from oddscope.app.neighbours import METRICS as NEIGHBOUR_METRICS
@@ -26,7 +27,7 @@ from oddscope.app.neighbours import NeighboursPanel
 from oddscope.app.ranking import RankingView
 from oddscope.app.thumbs import ThumbnailCache
 from oddscope.app.viewer import ImageViewer
-from oddscope.app.worker import Lane
+from oddscope.app.worker import Lane, Task
 from oddscope.core.progress import Progress
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.extraction import recorded_steps
@@ -54,6 +55,7 @@ class ViewSync(QtCore.QObject):
         self.first_item_pending = False
         self._shown_xy: np.ndarray | None = None
         self._shown_colours = None  # ((column, kind, names, label), values) the map shows
+        self._colour_lane = Lane("colours", parent=self)  # a big map's colour values, worked out off the GUI thread
         self._neighbour_progress = Progress()  # cancels the neighbour index build of the open project
         self.neighbour_space: str | None = None  # the feature space neighbours are searched in (None: raw)
         m = model
@@ -67,6 +69,11 @@ class ViewSync(QtCore.QObject):
         neighbours.walk_to.connect(m.set_current)
         neighbours.more_like_this.connect(m.set_selection)
         colour_combo.currentIndexChanged.connect(self._on_colour_choice)
+
+    @property
+    def colouring(self) -> bool:
+        """A big map's colours or image are still being worked out in the background."""
+        return bool(self._colour_lane.tasks()) or self.map_view.drawing
 
     # ============================================================ project life
     def project_loaded(self) -> None:
@@ -211,16 +218,27 @@ class ViewSync(QtCore.QObject):
         self.apply_colouring()
 
     def apply_colouring(self) -> None:
+        """Colour the map by the chosen column (for a big map, the values are read in a worker thread)."""
         column = self.colour_column
-        if self.model.table is None or column is None or not len(self.model.map_ids):
+        state = self.model.state
+        if state is None or column is None or not len(state.map_ids):
             return
-        values, kind, names = self.model.color_values(column)
+        if len(state.map_ids) < ASYNC_POINTS:
+            self._show_colours(column, self.model.color_values(column, state))
+            return
+        task = Task("colours", "Colouring the map", _colour_values, self.model, column, state)
+        task.finished.connect(lambda result: self._show_colours(column, result)
+                              if state is self.model.state and column == self.colour_column else None)
+        self._colour_lane.submit(task)
+
+    def _show_colours(self, column: str, colours) -> None:
+        values, kind, names = colours
         label = self.colour_combo.currentText()
         shown = (column, kind, list(names) if names is not None else None, label)
         if self._shown_colours is not None and self._shown_colours[0] == shown and np.array_equal(
                 self._shown_colours[1], values, equal_nan=kind != "categorical"):
             return  # e.g. a re-rank that left this column as it was: the map is right already
-        self._shown_colours = (shown, np.array(values, copy=True))
+        self._shown_colours = (shown, values)  # color_values makes a new array on every call: no copy needed
         if kind == "categorical":
             self.map_view.set_categories(values, names, label)
         elif column == "label_score":
@@ -247,3 +265,8 @@ class ViewSync(QtCore.QObject):
         painter.drawText(QtCore.QRect(0, thumb.height() + 2, width, metrics.height() + 2), Qt.AlignCenter, caption)
         painter.end()
         return card
+
+
+def _colour_values(model: ProjectModel, column: str, state, progress=None):
+    """Task (worker thread): :meth:`ProjectModel.color_values` of the table ``state`` (``progress``: unused)."""
+    return model.color_values(column, state)

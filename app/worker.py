@@ -41,6 +41,8 @@ LANES = {  # name: (threads, latest wins)
     "neighbours": (1, True),  # one thread: two first lookups never build the same index twice
     "learner": (1, True),  # active-learning refits: only the newest labels matter
     "map": (1, True),  # the map's picking index, for the points shown now
+    "map_render": (1, True),  # a big map's colouring and the image of its view
+    "colours": (1, True),  # the values a big map is coloured by, read from the table
     "table": (1, True),  # a large project table prepared or re-sorted (opening, a new ranking)
     "filter": (1, True),  # the ranking grid's filters over a large table
     "pixel_maps": (1, True),  # the anomaly map of the image on screen
