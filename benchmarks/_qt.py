@@ -36,10 +36,17 @@ def benchmark_window():
 
 
 def wait_until(app, predicate, timeout_s: float) -> bool:
-    """Run the event loop until ``predicate()`` holds or ``timeout_s`` passes; whether it holds."""
-    from PySide6.QtCore import QEventLoop
+    """Run the event loop until ``predicate()`` holds or ``timeout_s`` passes; whether it holds.  The loop sleeps
+    between events as the app's own does (a 10 ms timer wakes it to check): a spinning loop would take a core
+    from the workers being measured."""
+    from PySide6.QtCore import QEventLoop, QTimer
 
     end = time.perf_counter() + timeout_s
-    while not predicate() and time.perf_counter() < end:
-        app.processEvents(QEventLoop.AllEvents, 20)
+    wake = QTimer(interval=10)
+    wake.start()
+    try:
+        while not predicate() and time.perf_counter() < end:
+            app.processEvents(QEventLoop.AllEvents | QEventLoop.WaitForMoreEvents)
+    finally:
+        wake.stop()
     return predicate()

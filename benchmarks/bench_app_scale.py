@@ -141,7 +141,8 @@ def run_user(app, project_dir: Path, screenshot: Path | None, why: bool) -> int:
         wait(lambda: False, seconds)
 
     def idle() -> bool:
-        return not window.tasks.running() and not window.model.busy and not window.ranking.filtering
+        return (not window.tasks.running() and not window.model.busy and not window.ranking.filtering
+                and not window.views.colouring)
 
     ticks = Ticks()
     if why:
