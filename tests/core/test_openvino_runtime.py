@@ -58,6 +58,19 @@ def test_the_export_is_made_once_and_reused(default, monkeypatch):
     assert default.folder.parent == Path(os.environ["ODDSCOPE_CACHE"]) / "openvino"
 
 
+def test_an_encoder_keeps_to_the_threads_a_ray_actor_is_given(default, monkeypatch, photos):
+    from oddscope.core.workflows.cluster.extraction import ActorPlan, actor_options
+
+    threads = actor_options(ActorPlan(count=3, num_gpus=0, threads=4))["runtime_env"]["env_vars"]
+    assert threads == {"OMP_NUM_THREADS": "4", openvino_runtime.THREADS_ENV: "4"}  # torch's and OpenVINO's
+    monkeypatch.setenv(openvino_runtime.THREADS_ENV, "1")
+    limited = OpenVinoEncoder(default.folder)
+    assert limited._compiled.get_property("INFERENCE_NUM_THREADS") == 1  # not every core of the node
+    assert "1 threads" in limited.describe()["fast_path"]
+    batch = _batch(default, photos[:3])
+    assert _cosine(limited.encode(batch), default.encode(batch)).min() > 0.9999
+
+
 def test_a_broken_export_is_rebuilt(tmp_path, monkeypatch, photos):
     monkeypatch.setenv("ODDSCOPE_CACHE", str(tmp_path))
     first = load_encoder(device="cpu")

@@ -42,6 +42,9 @@ MIN_COSINE = 0.999
 # THROUGHPUT hint's parallel requests on the dev machine.
 _CHUNK = 2
 _CONFIG = {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_PRECISION_HINT": "f32"}
+# The CPU threads one encoder may use (unset: every core).  A Ray node runs several encoder actors: each is
+# given its share here, or each would start a thread per core of the node and all of them would thrash.
+THREADS_ENV = "ODDSCOPE_ENCODER_THREADS"
 
 
 def available() -> bool:
@@ -152,12 +155,15 @@ class OpenVinoEncoder(ImageEncoderBase):
         self.mean, self.std = tuple(meta["mean"]), tuple(meta["std"])
         self.interpolation = meta["interpolation"]
         self.device = "cpu"
-        self._compiled = ov.Core().compile_model(self.folder / "model.xml", "CPU", _CONFIG)
+        threads = os.environ.get(THREADS_ENV)
+        config = {**_CONFIG, "INFERENCE_NUM_THREADS": int(threads)} if threads else _CONFIG
+        self._compiled = ov.Core().compile_model(self.folder / "model.xml", "CPU", config)
         requests = self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
         self._queue = ov.AsyncInferQueue(self._compiled, requests)
         self._queue.set_callback(self._collect)
         self._out: np.ndarray | None = None
-        self.fast_path = f"openvino {_version(ov)} (f32, {requests} parallel requests)"
+        limit = f", {threads} threads" if threads else ""
+        self.fast_path = f"openvino {_version(ov)} (f32, {requests} parallel requests{limit})"
 
     def encode(self, batch: np.ndarray) -> np.ndarray:
         """``(B, S, S, 3)`` uint8 batch from :meth:`preprocess` -> ``(B, dim)`` float32."""

@@ -26,6 +26,7 @@ import numpy as np
 
 from oddscope.core.data.images import DEFAULT_MAX_PIXELS
 from oddscope.core.data.science import NO_STEPS, ScienceSteps
+from oddscope.core.models.encoders.openvino_runtime import THREADS_ENV
 from oddscope.core.progress import as_progress, with_note
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.cluster.session import cpu_nodes, quiet_ray_data, require_ray
@@ -77,12 +78,15 @@ def plan_actors(ray) -> ActorPlan:
 
 
 def actor_options(plan: ActorPlan) -> dict:
-    """Ray options of an encoder actor: its GPU, or its torch threads as ``OMP_NUM_THREADS`` in its environment
-    (Ray sets it to the actor's one CPU otherwise).  Through the environment, not ``torch.set_num_threads``, so
-    an actor whose encoder runs on OpenVINO never imports torch (5 s of a fresh actor's start under load)."""
+    """Ray options of an encoder actor: its GPU, or its CPU threads in its environment, as ``OMP_NUM_THREADS``
+    for torch (Ray sets it to the actor's one CPU otherwise) and :data:`THREADS_ENV` for OpenVINO (which
+    otherwise takes every core of the node, whatever the actors beside it take).  Through the environment, not
+    ``torch.set_num_threads``, so an actor whose encoder runs on OpenVINO never imports torch (5 s of a fresh
+    actor's start under load)."""
     if plan.threads is None:
         return {"num_gpus": plan.num_gpus}
-    return {"num_gpus": plan.num_gpus, "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(plan.threads)}}}
+    threads = str(plan.threads)
+    return {"num_gpus": plan.num_gpus, "runtime_env": {"env_vars": {"OMP_NUM_THREADS": threads, THREADS_ENV: threads}}}
 
 
 def decode_shard(row: dict, preprocess, max_pixels: int) -> dict:
