@@ -10,12 +10,14 @@ map model) between them, and likewise opens a connection per job.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from oddscope.core.progress import Progress
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.active_session import ActiveSession
-from oddscope.core.workflows.retrieval import Neighbours
+from oddscope.core.workflows.retrieval import Neighbours, build_neighbour_index  # noqa: F401 - a child's job
 from oddscope.core.workflows.segmentation import PixelMaps
 
 
@@ -104,9 +106,19 @@ def map_guided_space(root, name: str, progress=None) -> float:
         return compute_space_map(project, name, progress=progress)
 
 
-def neighbour_query(root, progress: Progress, space: str | None = None):
+@dataclass(frozen=True)
+class IndexNeeded:
+    """A lookup's answer instead of neighbours: the index of ``metric`` is not saved and the project is too
+    large to build it in the window's process (its GIL would stall the window); the window builds it in a
+    child process (:func:`build_neighbour_index`) and asks again."""
+
+    metric: str
+
+
+def neighbour_query(root, progress: Progress, space: str | None = None, build_elsewhere_from: int | None = None):
     """``(item_id, k, metric) -> DataFrame`` for the neighbours panel's thread, in the feature space ``space``
-    (None: the raw features).
+    (None: the raw features); :class:`IndexNeeded` instead when the metric's index is not saved and at least
+    ``build_elsewhere_from`` items were analysed (None: any index is built here, on the first lookup).
 
     It opens its own read-only connection there: a sqlite3 connection must not
     be used by two threads at once, and the GUI thread uses the model's.
@@ -117,7 +129,11 @@ def neighbour_query(root, progress: Progress, space: str | None = None):
     def query(item_id: int, k: int, metric: str):
         if "neighbours" not in cache:
             cache["neighbours"] = Neighbours(Project.open(root), progress, space=space)
-        return cache["neighbours"].of_item(item_id, k, metric)
+        neighbours = cache["neighbours"]
+        if (build_elsewhere_from is not None and len(neighbours.ids) >= build_elsewhere_from
+                and not neighbours.has_index(metric)):
+            return IndexNeeded(metric)
+        return neighbours.of_item(item_id, k, metric)
 
     return query
 
