@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from oddscope.app.search_process import SearchProcess
 from oddscope.core.progress import Progress
+from oddscope.core.project.layout import TEST_IDS
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.active_session import ActiveSession
 from oddscope.core.workflows.retrieval import Neighbours, build_neighbour_index  # noqa: F401 - a child's job
@@ -115,27 +117,45 @@ class IndexNeeded:
     metric: str
 
 
-def neighbour_query(root, progress: Progress, space: str | None = None, build_elsewhere_from: int | None = None):
+class NeighbourQuery:
     """``(item_id, k, metric) -> DataFrame`` for the neighbours panel's thread, in the feature space ``space``
-    (None: the raw features); :class:`IndexNeeded` instead when the metric's index is not saved and at least
-    ``build_elsewhere_from`` items were analysed (None: any index is built here, on the first lookup).
+    (None: the raw features).
 
-    It opens its own read-only connection there: a sqlite3 connection must not
-    be used by two threads at once, and the GUI thread uses the model's.
-    ``progress.cancel()`` stops a first-time index build (minutes at 10^6 items).
+    Below ``build_elsewhere_from`` analysed items (None: always) the searches run in this process, through a
+    read-only connection of their own (a sqlite3 connection must not be used by two threads at once, and the
+    GUI thread uses the model's), and a missing index is built on the first lookup (``progress.cancel()`` stops
+    it).  From it on nothing heavy happens in this process: a
+    :class:`~oddscope.app.search_process.SearchProcess` loads the index and answers, and a lookup whose
+    index is not saved answers :class:`IndexNeeded` (the window builds it in a child process).
+    :meth:`close` ends that process.
     """
-    cache = {}
 
-    def query(item_id: int, k: int, metric: str):
-        if "neighbours" not in cache:
-            cache["neighbours"] = Neighbours(Project.open(root), progress, space=space)
-        neighbours = cache["neighbours"]
-        if (build_elsewhere_from is not None and len(neighbours.ids) >= build_elsewhere_from
-                and not neighbours.has_index(metric)):
+    def __init__(self, root, progress: Progress, space: str | None = None, build_elsewhere_from: int | None = None):
+        self.root, self.progress, self.space, self.build_elsewhere_from = root, progress, space, build_elsewhere_from
+        self._ask = None  # (method, *args) -> what Neighbours.method answers, here or in the search process
+        self._process: SearchProcess | None = None
+
+    def __call__(self, item_id: int, k: int, metric: str):
+        if self._ask is None:
+            self._ask = self._start()
+        if self._process is not None and not self._ask("has_index", metric):
             return IndexNeeded(metric)
-        return neighbours.of_item(item_id, k, metric)
+        return self._ask("of_item", item_id, k, metric)
 
-    return query
+    def _start(self):
+        """Where the searches run: this process, or (from ``build_elsewhere_from`` items on) a child."""
+        if self.build_elsewhere_from is not None:
+            with Project.open(self.root) as project:
+                ids = project.load_array(TEST_IDS, mmap=True)
+            if ids is not None and len(ids) >= self.build_elsewhere_from:
+                self._process = SearchProcess(self.root, self.space)
+                return self._process.ask
+        neighbours = Neighbours(Project.open(self.root), self.progress, space=self.space)
+        return lambda method, *args: getattr(neighbours, method)(*args)
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.close()
 
 
 class PixelMapJobs:

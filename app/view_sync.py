@@ -60,6 +60,7 @@ class ViewSync(QtCore.QObject):
         self._shown_colours = None  # ((column, kind, names, label), values) the map shows
         self._neighbour_progress = Progress()  # cancels the neighbour index build of the open project
         self._index_build = None  # the child-process index build of a large project (a Task), once started
+        self._neighbour_query: jobs.NeighbourQuery | None = None  # the strip's query function
         self.neighbour_space: str | None = None  # the feature space neighbours are searched in (None: raw)
         m = model
         m.table_changed.connect(self.on_table_changed)
@@ -102,9 +103,12 @@ class ViewSync(QtCore.QObject):
         self.map_view.set_points(np.empty((0, 2), np.float32))
 
     def shutdown(self) -> None:
-        """The window closes: skip queued neighbour lookups, stop an index build, stop the thumbnailers."""
+        """The window closes: skip queued neighbour lookups, stop an index build and the search process, stop the
+        thumbnailers."""
         self.neighbours.show_item(None)
         self._neighbour_progress.cancel()  # a running index build stops at its next chunk
+        if self._neighbour_query is not None:
+            self._neighbour_query.close()
         if self.thumbs is not None:
             self.thumbs.close()
 
@@ -121,10 +125,12 @@ class ViewSync(QtCore.QObject):
         self._neighbour_progress.cancel()
         if self._index_build is not None:
             self._index_build.cancel()
+        if self._neighbour_query is not None:
+            self._neighbour_query.close()
         self._neighbour_progress = Progress(self.neighbours.report_progress)
-        self.neighbours.set_query_function(
-            None if root is None else jobs.neighbour_query(root, self._neighbour_progress, self.neighbour_space,
-                                                           build_elsewhere_from=project_model.ASYNC_ITEMS))
+        self._neighbour_query = None if root is None else jobs.NeighbourQuery(
+            root, self._neighbour_progress, self.neighbour_space, build_elsewhere_from=project_model.ASYNC_ITEMS)
+        self.neighbours.set_query_function(self._neighbour_query)
 
     def build_neighbour_index(self, metric: str) -> None:
         """A lookup needs ``metric``'s index, which a project of :data:`~oddscope.app.model.ASYNC_ITEMS` items or
