@@ -10,12 +10,16 @@ map model) between them, and likewise opens a connection per job.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from oddscope.app.search_process import SearchProcess
 from oddscope.core.progress import Progress
+from oddscope.core.project.layout import TEST_IDS
 from oddscope.core.project.store import Project
 from oddscope.core.workflows.active_session import ActiveSession
-from oddscope.core.workflows.retrieval import Neighbours
+from oddscope.core.workflows.retrieval import Neighbours, build_neighbour_index  # noqa: F401 - a child's job
 from oddscope.core.workflows.segmentation import PixelMaps
 
 
@@ -104,22 +108,54 @@ def map_guided_space(root, name: str, progress=None) -> float:
         return compute_space_map(project, name, progress=progress)
 
 
-def neighbour_query(root, progress: Progress, space: str | None = None):
+@dataclass(frozen=True)
+class IndexNeeded:
+    """A lookup's answer instead of neighbours: the index of ``metric`` is not saved and the project is too
+    large to build it in the window's process (its GIL would stall the window); the window builds it in a
+    child process (:func:`build_neighbour_index`) and asks again."""
+
+    metric: str
+
+
+class NeighbourQuery:
     """``(item_id, k, metric) -> DataFrame`` for the neighbours panel's thread, in the feature space ``space``
     (None: the raw features).
 
-    It opens its own read-only connection there: a sqlite3 connection must not
-    be used by two threads at once, and the GUI thread uses the model's.
-    ``progress.cancel()`` stops a first-time index build (minutes at 10^6 items).
+    Below ``build_elsewhere_from`` analysed items (None: always) the searches run in this process, through a
+    read-only connection of their own (a sqlite3 connection must not be used by two threads at once, and the
+    GUI thread uses the model's), and a missing index is built on the first lookup (``progress.cancel()`` stops
+    it).  From it on nothing heavy happens in this process: a
+    :class:`~oddscope.app.search_process.SearchProcess` loads the index and answers, and a lookup whose
+    index is not saved answers :class:`IndexNeeded` (the window builds it in a child process).
+    :meth:`close` ends that process.
     """
-    cache = {}
 
-    def query(item_id: int, k: int, metric: str):
-        if "neighbours" not in cache:
-            cache["neighbours"] = Neighbours(Project.open(root), progress, space=space)
-        return cache["neighbours"].of_item(item_id, k, metric)
+    def __init__(self, root, progress: Progress, space: str | None = None, build_elsewhere_from: int | None = None):
+        self.root, self.progress, self.space, self.build_elsewhere_from = root, progress, space, build_elsewhere_from
+        self._ask = None  # (method, *args) -> what Neighbours.method answers, here or in the search process
+        self._process: SearchProcess | None = None
 
-    return query
+    def __call__(self, item_id: int, k: int, metric: str):
+        if self._ask is None:
+            self._ask = self._start()
+        if self._process is not None and not self._ask("has_index", metric):
+            return IndexNeeded(metric)
+        return self._ask("of_item", item_id, k, metric)
+
+    def _start(self):
+        """Where the searches run: this process, or (from ``build_elsewhere_from`` items on) a child."""
+        if self.build_elsewhere_from is not None:
+            with Project.open(self.root) as project:
+                ids = project.load_array(TEST_IDS, mmap=True)
+            if ids is not None and len(ids) >= self.build_elsewhere_from:
+                self._process = SearchProcess(self.root, self.space)
+                return self._process.ask
+        neighbours = Neighbours(Project.open(self.root), self.progress, space=self.space)
+        return lambda method, *args: getattr(neighbours, method)(*args)
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.close()
 
 
 class PixelMapJobs:

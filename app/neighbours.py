@@ -1,10 +1,13 @@
 """The strip of items most similar to the current one: walk the collection by likeness.
 
 Lookups are tasks in a latest-wins ``neighbours`` lane of one thread: the first
-one builds an hnswlib index (a second or more), and a single thread keeps two
+one loads the saved hnswlib index or builds one (a second or more), and a single thread keeps two
 first lookups from building it twice.  Only the newest request matters: a
 queued one that is no longer the newest never runs, and a result for an item
-that is no longer shown is dropped.
+that is no longer shown is dropped.  A large project's index is not built here: a lookup that needs one
+answers :class:`~oddscope.app.jobs.IndexNeeded`, the strip says the index is being built and asks for it
+(:attr:`NeighboursPanel.index_needed`), and the window builds it in a child process, then asks again
+(:meth:`NeighboursPanel.requery`).  Answers from a reduced index say so ("approximate: PCA to 256 dimensions").
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from oddscope.app.jobs import IndexNeeded
 from oddscope.app.ranking_table import format_score
 from oddscope.app.thumbs import ThumbnailCache, ThumbnailUser, paint_thumbnail
 from oddscope.app.worker import Lane, Task
@@ -36,6 +40,8 @@ from oddscope.core.models import registry
 METRICS = tuple((entry.label, name) for name, entry in registry.METRICS.items())  # (shown, value)
 DEFAULT_K = 12
 STRIP_THUMB = 96
+BUILDING = "Building the similar-items index\u2026"
+STATUS_TIP = "What the strip shows"
 
 
 class NeighboursModel(QAbstractListModel, ThumbnailUser):
@@ -163,6 +169,7 @@ class NeighboursPanel(QWidget):
 
     walk_to = Signal(int)
     more_like_this = Signal(object)  # np.ndarray of item ids: the query item first, then its neighbours
+    index_needed = Signal(str)  # a metric whose index must be built elsewhere before the strip can fill
 
     def __init__(self, thumbnails: ThumbnailCache | None = None, parent=None, lane: Lane | None = None):
         super().__init__(parent)
@@ -184,20 +191,20 @@ class NeighboursPanel(QWidget):
         self.metric_combo.addItems([name for name, _ in METRICS])
         self.metric_combo.setToolTip("How likeness is measured between feature vectors:\n"
                                      "cosine (angle, the usual choice), L2 (Euclidean) or L1 (Manhattan)")
-        self.metric_combo.currentIndexChanged.connect(self._requery)
+        self.metric_combo.currentIndexChanged.connect(self.requery)
         self.k_spin = QSpinBox()
         self.k_spin.setRange(1, 200)
         self.k_spin.setValue(DEFAULT_K)
         self.k_spin.setPrefix("k = ")
         self.k_spin.setKeyboardTracking(False)
         self.k_spin.setToolTip("How many neighbours to show")
-        self.k_spin.valueChanged.connect(self._requery)
+        self.k_spin.valueChanged.connect(self.requery)
         self.more_button = QPushButton("More like this")
         self.more_button.setToolTip("Select this item and its neighbours on the map")
         self.more_button.setEnabled(False)
         self.more_button.clicked.connect(self._emit_more_like_this)
         self.status = QLabel()
-        self.status.setToolTip("What the strip shows")
+        self.status.setToolTip(STATUS_TIP)
         dim = self.status.palette()
         faded = dim.color(QPalette.ColorRole.WindowText)
         faded.setAlpha(160)  # secondary text, readable on dark and light themes
@@ -242,7 +249,7 @@ class NeighboursPanel(QWidget):
     def set_query_function(self, fn) -> None:
         """``fn(item_id, k, metric) -> DataFrame(item_id, distance)``; called on a worker thread."""
         self._query_fn = fn
-        self._requery()
+        self.requery()
 
     def set_thumbnail_cache(self, cache: ThumbnailCache | None) -> None:
         self.model.set_thumbnail_cache(cache)
@@ -258,7 +265,7 @@ class NeighboursPanel(QWidget):
     def show_item(self, item_id: int | None) -> None:
         """Look up the neighbours of ``item_id`` (None clears the strip)."""
         self._item = None if item_id is None else int(item_id)
-        self._requery()
+        self.requery()
 
     def item(self) -> int | None:
         """The item whose neighbours are shown (or being looked up)."""
@@ -271,8 +278,9 @@ class NeighboursPanel(QWidget):
         return self.model.ids.copy()
 
     # ------------------------------------------------------------ internals
-    def _requery(self) -> None:
-        """Start a lookup for the current settings; the old strip stays up until the answer (no flicker)."""
+    def requery(self) -> None:
+        """Start a lookup for the current settings (again once an index was built elsewhere); the old strip stays
+        up until the answer (no flicker)."""
         if self._lookup is not None:
             self._lookup.cancel()  # its answer is no longer wanted (the lane would cancel it too)
         self.more_button.setEnabled(False)
@@ -308,8 +316,21 @@ class NeighboursPanel(QWidget):
         self.status.setText("")
         self._show_message(f"No neighbours for item {self._item}: {error}")
 
+    def index_build_stopped(self, outcome: str) -> None:
+        """The index build asked for by :attr:`index_needed` was cancelled or failed: say so (the next lookup
+        asks again)."""
+        if self._item is not None and self._query_fn is not None:
+            self._show_message(f"The similar-items index was not built ({outcome}); "
+                               "select an item to try again.")
+
     def _on_found(self, result) -> None:
         """The newest lookup's answer (a superseded lookup never delivers one)."""
+        if isinstance(result, IndexNeeded):
+            self.model.set_results([], [])
+            self.status.setText("")
+            self._show_message(BUILDING)
+            self.index_needed.emit(result.metric)
+            return
         try:
             ids = result["item_id"].to_numpy(np.int64)
             distances = result["distance"].to_numpy(np.float64)
@@ -318,8 +339,12 @@ class NeighboursPanel(QWidget):
             self.status.setText("")
             self._show_message(f"The similarity search returned an unexpected table ({err})")
             return
+        approximate = result.attrs.get("approximate")
         self.model.set_results(ids, distances)
-        self.status.setText(f"{len(ids)} nearest to item {self._item} \u00b7 {self.metric_combo.currentText()}")
+        self.status.setText(f"{len(ids)} nearest to item {self._item} \u00b7 {self.metric_combo.currentText()}"
+                            + (f" \u00b7 approximate: {approximate}" if approximate else ""))
+        self.status.setToolTip(STATUS_TIP + (f"\nApproximate neighbours: at this scale the index holds the features "
+                                             f"reduced by {approximate}" if approximate else ""))
         self.more_button.setEnabled(True)
         if len(ids):
             self.pages.setCurrentWidget(self.strip)

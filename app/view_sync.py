@@ -9,6 +9,7 @@ connection, and the map's colouring.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -18,6 +19,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Qt
 
 from oddscope.app import dialogs, jobs
+from oddscope.app import model as project_model
 from oddscope.app.item_details import label_html, map_caption, viewer_fields
 from oddscope.app.map_render import ASYNC_POINTS
 from oddscope.app.mapview import MapView
@@ -25,6 +27,7 @@ from oddscope.app.model import ProjectModel
 from oddscope.app.neighbours import METRICS as NEIGHBOUR_METRICS
 from oddscope.app.neighbours import NeighboursPanel
 from oddscope.app.ranking import RankingView
+from oddscope.app.session import ProjectSession
 from oddscope.app.thumbs import ThumbnailCache
 from oddscope.app.viewer import ImageViewer
 from oddscope.app.worker import Lane, Task
@@ -41,8 +44,9 @@ class ViewSync(QtCore.QObject):
 
     def __init__(self, model: ProjectModel, map_view: MapView, ranking: RankingView, viewer: ImageViewer,
                  neighbours: NeighboursPanel, colour_combo: QtWidgets.QComboBox, thumbnail_lane: Lane,
-                 parent: QtWidgets.QWidget):
+                 session: ProjectSession, parent: QtWidgets.QWidget):
         super().__init__(parent)
+        self.session = session  # runs a large project's neighbour index build (a status-bar task)
         self.thumbnail_lane = thumbnail_lane  # thumbnails load as tasks here, never behind an index build
         self.model = model
         self.map_view = map_view
@@ -57,6 +61,8 @@ class ViewSync(QtCore.QObject):
         self._shown_colours = None  # ((column, kind, names, label), values) the map shows
         self._colour_lane = Lane("colours", parent=self)  # a big map's colour values, worked out off the GUI thread
         self._neighbour_progress = Progress()  # cancels the neighbour index build of the open project
+        self._index_build = None  # the child-process index build of a large project (a Task), once started
+        self._neighbour_query: jobs.NeighbourQuery | None = None  # the strip's query function
         self.neighbour_space: str | None = None  # the feature space neighbours are searched in (None: raw)
         m = model
         m.table_changed.connect(self.on_table_changed)
@@ -68,6 +74,7 @@ class ViewSync(QtCore.QObject):
         ranking.current_changed.connect(m.set_current)
         neighbours.walk_to.connect(m.set_current)
         neighbours.more_like_this.connect(m.set_selection)
+        neighbours.index_needed.connect(self.build_neighbour_index)
         colour_combo.currentIndexChanged.connect(self._on_colour_choice)
 
     @property
@@ -103,9 +110,12 @@ class ViewSync(QtCore.QObject):
         self.map_view.set_points(np.empty((0, 2), np.float32))
 
     def shutdown(self) -> None:
-        """The window closes: skip queued neighbour lookups, stop an index build, stop the thumbnailers."""
+        """The window closes: skip queued neighbour lookups, stop an index build and the search process, stop the
+        thumbnailers."""
         self.neighbours.show_item(None)
         self._neighbour_progress.cancel()  # a running index build stops at its next chunk
+        if self._neighbour_query is not None:
+            self._neighbour_query.close()
         if self.thumbs is not None:
             self.thumbs.close()
 
@@ -120,9 +130,33 @@ class ViewSync(QtCore.QObject):
         """Neighbours come from the project at ``root`` (None: nowhere), in :attr:`neighbour_space`; an index
         still being built for the previous source is abandoned."""
         self._neighbour_progress.cancel()
+        if self._index_build is not None:
+            self._index_build.cancel()
+        if self._neighbour_query is not None:
+            self._neighbour_query.close()
         self._neighbour_progress = Progress(self.neighbours.report_progress)
-        self.neighbours.set_query_function(
-            None if root is None else jobs.neighbour_query(root, self._neighbour_progress, self.neighbour_space))
+        self._neighbour_query = None if root is None else jobs.NeighbourQuery(
+            root, self._neighbour_progress, self.neighbour_space, build_elsewhere_from=project_model.ASYNC_ITEMS)
+        self.neighbours.set_query_function(self._neighbour_query)
+
+    def build_neighbour_index(self, metric: str) -> None:
+        """A lookup needs ``metric``'s index, which a project of :data:`~oddscope.app.model.ASYNC_ITEMS` items or
+        more builds in a child process (a build in the window's process held its GIL: 300-450 ms stalls at 5M
+        items): a status-bar task with progress and Cancel, after which the strip looks again."""
+        if self.model.project is None or self.session.tasks.running("neighbour_index"):
+            return  # the running build ends in a new lookup, which asks for this metric's index if still needed
+        self._index_build = self.session.run_task(
+            "neighbour_index", "Building the similar-items index",
+            functools.partial(jobs.build_neighbour_index, self.model.project.root, metric, self.neighbour_space),
+            None, in_process=True, on_done=functools.partial(self._neighbour_index_ended, self._neighbour_progress))
+
+    def _neighbour_index_ended(self, source: Progress, outcome: str) -> None:
+        """Look again once the index is built, or once the source changed meanwhile (its build was abandoned);
+        a build of this source that was cancelled or failed is said in the strip."""
+        if source is self._neighbour_progress and outcome != "finished":
+            self.neighbours.index_build_stopped(outcome)
+        elif self.model.project is not None:
+            self.neighbours.requery()
 
     def set_neighbour_space(self, space: str | None) -> None:
         """Search neighbours in the feature space ``space`` (None: the raw features) from now on."""

@@ -64,7 +64,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.ranking_combo.setMinimumWidth(150)
         self.session = ProjectSession(self.model, self.tasks, self)
         self.views = ViewSync(self.model, self.map_view, self.ranking, self.viewer, self.neighbours,
-                              self.colour_combo, self.tasks.lane("interactive"), self)
+                              self.colour_combo, self.tasks.lane("interactive"), self.session, self)
         self.labelling = LabellingController(self.model, self.session, self.ranking, self.neighbours,
                                              self.ranking_combo, self.colour_combo, self)
         self.pixel_maps = PixelMapsController(self.model, self.session, self.viewer, self)

@@ -283,6 +283,10 @@ def neighbours(project_dir, path, k, metric, space):
             raise click.ClickException(f"{path} is not in the project")
         space = split_space(_ranking_in(project, "", space))[1]
         result = Neighbours(project, space=space).of_item(item_id, k=k, metric=metric)
+        if result.attrs["approximate"]:
+            click.echo(f"Approximate search ({result.attrs['approximate']}): the project's {metric} neighbour index "
+                       "holds reduced features, as at survey scale (or after `index --knn-pca`) a full-width "
+                       "one would not fit in memory")
         items = project.items(with_meta=False)
         for rank, (nid, dist) in enumerate(zip(result["item_id"], result["distance"]), start=1):
             click.echo(f"{rank:>3}  {dist:.4f}  {project.resolve(items.at[nid, 'path'])}")

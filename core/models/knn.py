@@ -197,21 +197,37 @@ class KnnIndex:
     def build(self, X, progress=None, stage: str = "Building neighbour index") -> "KnnIndex":
         """Index the rows of ``X`` (row number = item id); reports ``stage`` and honours cancel per chunk."""
         X = check_features(X)
+        blocks = (X[start:start + _BUILD_CHUNK] for start in range(0, len(X), _BUILD_CHUNK))
+        return self.build_blocks(blocks, *X.shape, progress=progress, stage=stage)
+
+    def build_blocks(self, blocks, n: int, dim: int, progress=None,
+                     stage: str = "Building neighbour index") -> "KnnIndex":
+        """Index ``n`` rows of ``dim`` features that arrive as consecutive ``blocks`` (row number = item id),
+        reporting ``stage`` and honouring cancel per block: a matrix read (and reduced) block by block from disk
+        is indexed without ever being whole in memory."""
         progress = as_progress(progress)
-        n, dim = X.shape
         progress.update(stage, 0, n)
         if self._metric == "l1":
-            self._X, self._hnsw = X.copy(), None
-            progress.update(stage, n, n)
+            X, index = np.empty((n, dim), np.float32), None
         else:
-            index = hnswlib.Index(space=_HNSW_SPACES[self._metric], dim=dim)
+            X, index = None, hnswlib.Index(space=_HNSW_SPACES[self._metric], dim=dim)
             index.init_index(max_elements=n, ef_construction=self.ef_construction, M=self.M, random_seed=self.seed)
             index.set_num_threads(self.num_threads)
-            for start in range(0, n, _BUILD_CHUNK):
-                stop = min(start + _BUILD_CHUNK, n)
-                index.add_items(X[start:stop], np.arange(start, stop))
-                progress.update(stage, stop, n)
-            self._hnsw, self._X = index, None
+        done = 0
+        for block in blocks:
+            block = check_features(block, dim=dim)
+            stop = done + len(block)
+            if stop > n:
+                raise ValueError(f"the blocks hold more than the {n} rows announced")
+            if index is None:
+                X[done:stop] = block
+            else:
+                index.add_items(block, np.arange(done, stop))
+            done = stop
+            progress.update(stage, done, n)
+        if done != n:
+            raise ValueError(f"the blocks held {done} rows, {n} were announced")
+        self._X, self._hnsw = X, index
         self._n, self._dim = n, dim
         return self
 
@@ -301,6 +317,22 @@ class KnnIndex:
             index._hnsw.set_num_threads(index.num_threads)
         index._n, index._dim = meta["n"], meta["dim"]
         return index
+
+
+def reduced_metric(metric: str, reduced: bool) -> str:
+    """The metric of the index over features reduced by PCA (``reduced``) for searches in ``metric``.
+
+    For cosine the rows are L2-normalised before PCA and the index is Euclidean: centring distorts angles
+    but keeps Euclidean distances, which for unit rows give cosine distances back (``|a - b|^2 / 2``,
+    :func:`in_metric_units`)."""
+    return "l2" if reduced and metric == "cosine" else metric
+
+
+def in_metric_units(dist, metric: str, index_metric: str) -> np.ndarray:
+    """An index's distances (float64) in ``metric`` units: cosine from the Euclidean distances of unit rows
+    when the index is the reduced one of :func:`reduced_metric`."""
+    dist = np.asarray(dist, dtype=np.float64)
+    return dist**2 / 2 if metric == "cosine" and index_metric == "l2" else dist
 
 
 class IndexCache:

@@ -13,7 +13,7 @@ from oddscope.core.models.registry import make_detector
 from oddscope.core.progress import as_progress
 from oddscope.core.project.layout import score_array, space_name
 from oddscope.core.project.store import Project
-from oddscope.core.workflows.retrieval import save_index
+from oddscope.core.workflows.neighbour_index import SearchIndex
 
 RUN_FACTS = ("mode", "fit_rows")  # recorded with a detector run's params, but not constructor arguments
 
@@ -64,16 +64,17 @@ def fit_and_score(detector, X: np.ndarray, memory: np.ndarray, exclude_self: boo
 
 def keep_index(project: Project, key: str, detector, n: int) -> None:
     """Save the kNN index a detector built over the analysed items: the app's and the CLI's neighbour
-    searches then start at once instead of building it again (minutes at 10^6 items).  An index of a fit
-    sample, or of PCA-reduced features, answers other questions: it is not kept."""
+    searches then start at once instead of building it again (minutes at 10^6 items).  An index of PCA-reduced
+    features (``index --knn-pca``) is kept with its reducer, which queries then go through; an index of a fit
+    sample answers other questions: it is not kept."""
     index = getattr(detector, "index_", None)
     if index is None or index.metric == "l1":  # exact L1 keeps the matrix itself: not worth a copy
         return
-    if detector.n_fit_ != n or getattr(detector, "reducer_", None) is not None:
+    if detector.n_fit_ != n:
         return
-    path = project.layout.index(key, index.metric, n)
+    path = project.layout.index(key, detector.metric, n)
     if not path.exists():
-        save_index(index, path)
+        SearchIndex(detector.metric, index, getattr(detector, "reducer_", None)).save(path)
 
 
 def scatter(values: np.ndarray, ids: np.ndarray, n: int, fill=np.nan) -> np.ndarray:

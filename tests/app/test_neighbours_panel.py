@@ -155,3 +155,29 @@ def test_a_slow_first_search_shows_its_progress(qtbot, panel):
     gate.set()
     qtbot.waitUntil(lambda: shown(panel) == [3, 4, 5, 6, 7])
     assert "5 nearest to item 2" in panel.status.text()
+
+
+def test_approximate_answers_say_so_and_a_missing_index_is_asked_for(qtbot, panel):
+    """A reduced index's answers carry ``attrs["approximate"]``; a lookup answered IndexNeeded shows the build
+    and asks for it (the window builds it elsewhere), and :meth:`requery` fills the strip afterwards."""
+    from oddscope.app.jobs import IndexNeeded
+
+    built = threading.Event()
+
+    def query(item_id, k, metric):
+        if not built.is_set():
+            return IndexNeeded(metric)
+        table = FakeIndex()(item_id, k, metric)
+        table.attrs["approximate"] = "PCA to 256 dimensions"
+        return table
+
+    panel.set_query_function(query)
+    with qtbot.waitSignal(panel.index_needed, timeout=5_000) as asked:
+        panel.show_item(3)
+    assert asked.args == ["cosine"] and panel.message.text() == "Building the similar-items index\u2026"
+    assert panel.pages.currentWidget() is panel.message and not shown(panel)
+    built.set()
+    panel.requery()
+    qtbot.waitUntil(lambda: shown(panel) == [4, 5, 6, 7, 8])
+    assert panel.status.text().endswith("approximate: PCA to 256 dimensions")
+    assert "PCA to 256 dimensions" in panel.status.toolTip()

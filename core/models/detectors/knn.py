@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from oddscope.core.models.detectors.base import Detector
-from oddscope.core.models.knn import KnnIndex, build_index
+from oddscope.core.models.knn import KnnIndex, build_index, in_metric_units, reduced_metric
 from oddscope.core.models.reduction import FeatureReducer
 from oddscope.core.models.registry import METRICS
 
@@ -56,8 +56,7 @@ class KnnDetector(Detector):
         if self.reducer_ is None:
             self.index_ = build_index(self.metric, X, self.indexes)
         else:
-            reduced = self.reducer_.pca_ is not None
-            self.index_ = KnnIndex("l2" if reduced and self.metric == "cosine" else self.metric).build(
+            self.index_ = KnnIndex(reduced_metric(self.metric, self.reducer_.pca_ is not None)).build(
                 self.index_input(X))
         self.k_ = self.k
         if self.hubness:
@@ -74,10 +73,7 @@ class KnnDetector(Detector):
     def _distances(self, dist) -> np.ndarray:
         """The index's distances in ``metric`` units (float64): cosine from the Euclidean distances of unit rows
         when the index holds PCA-reduced features."""
-        dist = np.asarray(dist, dtype=np.float64)
-        if self.metric == "cosine" and self.index_.metric == "l2":
-            return dist**2 / 2
-        return dist
+        return in_metric_units(dist, self.metric, self.index_.metric)
 
     def _score(self, X, exclude_self):
         if exclude_self and self.hubness:
