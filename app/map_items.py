@@ -12,7 +12,8 @@ import shiboken6
 from PySide6 import QtGui
 from PySide6.QtCore import QPointF, QRectF, Qt
 
-PLAIN_COLOR = (110, 170, 255, 255)  # points coloured by nothing
+from oddscope.app.map_render import PLAIN_COLOR
+
 LEGEND_MAX_ROWS = 25
 
 # Perceptual colour maps start near black, which vanishes on the dark background: the lowest part is

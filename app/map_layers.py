@@ -25,7 +25,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
 from oddscope.app.map_geometry import bin_index, in_box
-from oddscope.app.map_items import PointsItem
+from oddscope.app.map_items import PointsItem, category_color
 from oddscope.app.map_render import (
     ASYNC_POINTS,
     Colouring,
@@ -80,6 +80,11 @@ class MapLayers:
             viewbox.addItem(item, ignoreBounds=True)
 
     @property
+    def colouring(self) -> Colouring:
+        """How the points are coloured now."""
+        return self._points.colouring
+
+    @property
     def in_background(self) -> bool:
         """Whether colourings and renders of these points run in the lane (a big map)."""
         return self._lane is not None and self._points.x.size >= ASYNC_POINTS
@@ -115,7 +120,7 @@ class MapLayers:
             self._use(colouring)
             then(colouring.palette)
 
-        self._colour(category_colouring, (codes, n), show)
+        self._colour(category_colouring, (codes, [category_color(i, n) for i in range(n)]), show)
 
     def _colour(self, fn, args, then) -> None:
         """``then(fn(*args))``: at once, or from the lane for a big map (if its points are still shown)."""

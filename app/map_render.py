@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from oddscope.app.map_geometry import bin_index, density_alpha, in_box
-from oddscope.app.map_items import PLAIN_COLOR, category_color
 
 ASYNC_POINTS = 500_000  # maps of this many points are coloured and drawn in a worker thread
 NAN_COLOR = (128, 128, 128, 255)
+PLAIN_COLOR = (110, 170, 255, 255)  # points coloured by nothing
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,11 @@ def value_colouring(values: np.ndarray, vmin, vmax, lut: np.ndarray, progress=No
     return Colouring(keys, palette, values01=scaled, nan=nan if nan.any() else None), lo, hi
 
 
-def category_colouring(codes: np.ndarray, n: int, progress=None) -> Colouring:
-    """Colour by category ``codes`` in [-1, n) (-1 = none, grey; the palette's last row).  ``progress``: unused."""
-    palette = np.array([category_color(i, n) for i in range(n)] + [NAN_COLOR], np.uint8).reshape(-1, 4)
+def category_colouring(codes: np.ndarray, colours: list, progress=None) -> Colouring:
+    """Colour by category ``codes`` in [-1, n) with the n RGBA ``colours`` (-1 = none, grey: the palette's last
+    row).  ``progress``: unused."""
+    n = len(colours)
+    palette = np.array(list(colours) + [NAN_COLOR], np.uint8).reshape(-1, 4)
     keys = np.where(codes < 0, n, codes).astype(np.uint16)
     return Colouring(keys, palette, point_rgb=np.ascontiguousarray(palette[keys, :3].T, np.float64))
 

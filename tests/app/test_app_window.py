@@ -170,7 +170,7 @@ def test_score_key_labels_advances_and_undo_reverts(qtbot, window, demo_project)
     pos = model.map_position(first)
     values, kind, _ = model.color_values("label_score")
     assert kind == "numeric" and values[pos] == 3
-    assert window.map_view._layers.values01[pos] == pytest.approx(3 / 5)  # what the map draws (scale 0-5)
+    assert window.map_view._layers.colouring.values01[pos] == pytest.approx(3 / 5)  # what the map draws (scale 0-5)
     assert window.labelled_label.text() == "1 labelled"
 
     qtbot.keyClick(grid, Qt.Key_Z, Qt.ControlModifier)
