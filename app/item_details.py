@@ -22,7 +22,8 @@ def viewer_fields(row: pd.Series, ranking: str) -> list[tuple[str, str]]:
             fields.append((f"score: {detector_of(column)}", format_score(row[column])))
     if "cluster" in row:
         fields.append(("Cluster", str(row["cluster"]) if row["cluster"] >= 0 else "–"))
-    fields.append(("Status", row["status"] + (f" ({row['reason']})" if row["reason"] else "")))
+    reason = row["reason"]  # None, NaN or "" when the item was read
+    fields.append(("Status", row["status"] + (f" ({reason})" if isinstance(reason, str) and reason else "")))
     for column in row.index:
         if is_metadata(column) and str(row[column]) not in ("nan", "None"):
             fields.append((column, str(row[column])))
