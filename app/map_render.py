@@ -20,6 +20,28 @@ PLAIN_COLOR = (110, 170, 255, 255)  # points coloured by nothing
 
 
 @dataclass(frozen=True)
+class MapPoints:
+    """A map's coordinates, checked and split into contiguous x and y, with their bounds: made once per map
+    (with the table, off the GUI thread at scale), since at 5M points that is 50 ms of passes."""
+
+    x: np.ndarray  # float32
+    y: np.ndarray
+    bounds: tuple  # x0, x1, y0, y1 (zeros when there are no points)
+
+
+def map_points(xy) -> MapPoints:
+    """:class:`MapPoints` of ``xy`` ((N, 2)); raises ValueError for another shape or a NaN or infinite point."""
+    xy = np.asarray(xy, np.float32)
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        raise ValueError(f"xy must have shape (N, 2), got {xy.shape}")
+    if not np.isfinite(xy).all():
+        raise ValueError("xy contains NaN or infinite coordinates")
+    x, y = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+    bounds = (float(x.min()), float(x.max()), float(y.min()), float(y.max())) if len(xy) else (0.0, 0.0, 0.0, 0.0)
+    return MapPoints(x, y, bounds)
+
+
+@dataclass(frozen=True)
 class Colouring:
     """How each point is coloured: its palette row (``keys``, for markers) and what density bins average."""
 

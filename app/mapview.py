@@ -24,6 +24,7 @@ from oddscope.app.map_geometry import in_box, points_in_polygon
 from oddscope.app.map_gestures import MapViewBox, SelectionDrag
 from oddscope.app.map_items import PointsItem, fill_legend, legend_rows, named_colormap, trimmed_colormap
 from oddscope.app.map_layers import SCATTER_THRESHOLD, MapLayers
+from oddscope.app.map_render import MapPoints, map_points
 from oddscope.app.worker import Lane
 
 PICK_RADIUS_PX = 6
@@ -153,25 +154,20 @@ class MapView(QtWidgets.QWidget):
         return self._mode
 
     # -------------------------------------------------------------------------------------- data
-    def set_points(self, xy) -> None:
-        """Show the points ``xy`` ((N, 2), e.g. a UMAP); clears colours, selection and current item.
+    def set_points(self, points) -> None:
+        """Show the points ``points`` ((N, 2) coordinates, e.g. a UMAP, or their :class:`MapPoints` made
+        beforehand); clears colours, selection and current item.
 
         Starts building the picking index as a background task and fits the view.
         """
-        xy = np.asarray(xy, np.float32)
-        if xy.ndim != 2 or xy.shape[1] != 2:
-            raise ValueError(f"xy must have shape (N, 2), got {xy.shape}")
-        if not np.isfinite(xy).all():
-            raise ValueError("xy contains NaN or infinite coordinates")
-        self._x = np.ascontiguousarray(xy[:, 0])
-        self._y = np.ascontiguousarray(xy[:, 1])
-        if len(xy):
-            self._bounds = (float(self._x.min()), float(self._x.max()),
-                            float(self._y.min()), float(self._y.max()))
+        points = points if isinstance(points, MapPoints) else map_points(points)
+        self._x, self._y = points.x, points.y
+        if self._x.size:
+            self._bounds = points.bounds
         self._tree = None
         self._tree_token = token = object()
-        if len(xy):
-            self._tree_lane.run("map", "Map picking index", self._build_tree, xy, token)
+        if self._x.size:
+            self._tree_lane.run("map", "Map picking index", self._build_tree, points, token)
         self._selected = np.empty(0, np.int64)
         self._current = None
         self.current_marker.hide()
@@ -181,9 +177,9 @@ class MapView(QtWidgets.QWidget):
         self._hide_colorbar()
         self.auto_range()  # renders
 
-    def _build_tree(self, xy: np.ndarray, token: object, progress=None) -> None:
+    def _build_tree(self, points: MapPoints, token: object, progress=None) -> None:
         """Task (worker thread): publishes the tree only if these are still the points shown."""
-        tree = cKDTree(xy, balanced_tree=False, compact_nodes=False)
+        tree = cKDTree(np.column_stack([points.x, points.y]), balanced_tree=False, compact_nodes=False)
         if token is self._tree_token:
             self._tree = tree
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from oddscope.app.map_render import MapPoints, map_points
 from oddscope.app.ranking_table import RankingTable
 from oddscope.core.project.table import rank_of, read_project_table
 
@@ -33,6 +34,7 @@ class TableState:
     map_rows: np.ndarray  # their rows in ``table``
     map_pos: np.ndarray  # item id -> map position (-1: not on the map)
     xy: np.ndarray  # (n points, 2) float32 map coordinates, in map point order
+    points: MapPoints  # the same, as the map view takes them
     n_ok: int  # items whose status is "ok"
     n_ranked: int  # items with a rank (none: the project was never analysed)
 
@@ -64,7 +66,7 @@ def table_state(table: pd.DataFrame, space_map: np.ndarray | None = None, progre
         table.index.get_loc(ids[0])  # builds pandas' id lookup here, not on the GUI thread at a first click
     n_ok = int((table["status"] == "ok").sum()) if "status" in table else len(table)
     n_ranked = int(np.count_nonzero(table["rank"].to_numpy() > 0)) if "rank" in table else 0
-    return TableState(table, RankingTable(table), map_ids, map_rows, map_pos, xy, n_ok, n_ranked)
+    return TableState(table, RankingTable(table), map_ids, map_rows, map_pos, xy, map_points(xy), n_ok, n_ranked)
 
 
 def with_view_dtypes(table: pd.DataFrame) -> pd.DataFrame:

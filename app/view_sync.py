@@ -201,7 +201,7 @@ class ViewSync(QtCore.QObject):
         if self._shown_xy is None or not np.array_equal(xy, self._shown_xy):  # a new map, not a re-sort
             self._shown_xy = xy
             self._shown_colours = None
-            self.map_view.set_points(xy)
+            self.map_view.set_points(self.model.state.points)
             if self.model.selection is not None:
                 self.map_view.set_selection(self.model.map_positions(self.model.selection))
         self.apply_colouring()
