@@ -22,6 +22,8 @@ signals are in flight (that crashed the interpreter).
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 import traceback
 
@@ -34,6 +36,9 @@ from oddscope.core.progress import Cancelled, Progress
 RELEASE_AFTER_MS = 5_000
 _LIVE: set = set()  # started tasks, until RELEASE_AFTER_MS after they ended (see Task._release_later)
 PROGRESS_INTERVAL_S = 0.05  # at most ~20 progress signals a second reach the GUI
+# Worker threads run at this niceness (Linux: niceness is per thread), as child processes do: when three of
+# them and the GUI thread share two cores, the scheduler serves the GUI thread first
+WORKER_NICENESS = 5
 
 LANES = {  # name: (threads, latest wins)
     "project": (2, False),  # the status bar's tasks: indexing, analysis, loading, export...
@@ -160,8 +165,22 @@ class _Runnable(QRunnable):
         self._task = task  # handed to run(); the registry (_LIVE) is what keeps the Task alive
 
     def run(self) -> None:
+        _lower_this_threads_priority()
         task, self._task = self._task, None
         task._run()  # the registry keeps it alive: dropping this reference here never destroys it
+
+
+def _lower_this_threads_priority() -> None:
+    """Pool thread: run at :data:`WORKER_NICENESS` from now on (once per thread; elsewhere than Linux a
+    niceness is the whole process's, so nothing changes there)."""
+    if not hasattr(os, "setpriority") or not os.uname().sysname == "Linux":
+        return
+    thread = threading.get_native_id()
+    try:
+        if os.getpriority(os.PRIO_PROCESS, thread) < WORKER_NICENESS:
+            os.setpriority(os.PRIO_PROCESS, thread, WORKER_NICENESS)
+    except OSError:  # not permitted here: the threads keep the process's priority
+        pass
 
 
 class Lane(QObject):
