@@ -136,7 +136,7 @@ class ProjectModel(QObject):
     def set_table(self, table: pd.DataFrame) -> None:
         """A table rebuilt after the analysis changed (new scores, map, clusters)."""
         self._labelled_meanwhile = []
-        self._prepare(table_state, table, self._space_map, then=self._swap)
+        self._prepare(table_state, table, self._space_map, self.state, then=self._swap)
 
     def _swap(self, state: TableState) -> None:
         """Show a newly prepared table, with the label changes made while it was prepared."""
@@ -203,7 +203,7 @@ class ProjectModel(QObject):
             return
         self._space_map = None if xy is None else np.asarray(xy, np.float32)
         if self.table is not None:
-            self._prepare(table_state, self.table, self._space_map, then=self._swap)
+            self._prepare(table_state, self.table, self._space_map, self.state, then=self._swap)
 
     def map_position(self, item_id: int | None) -> int | None:
         if item_id is None or not 0 <= item_id < len(self._map_pos) or self._map_pos[item_id] < 0:
@@ -329,7 +329,7 @@ class ProjectModel(QObject):
             RANKING.write(self.project, name)
         self._labelled_meanwhile = []
         # a shallow copy (copy-on-write) for the worker: labels keep landing in self.table meanwhile
-        self._prepare(reranked_state, self.table.copy(deep=False), scores, relevance, self._space_map,
+        self._prepare(reranked_state, self.table.copy(deep=False), scores, relevance, self._space_map, self.state,
                       then=self._swap)
 
     # ---------------------------------------------------------------- colouring

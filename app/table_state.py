@@ -43,9 +43,12 @@ class TableState:
         return len(self.table)
 
 
-def table_state(table: pd.DataFrame, space_map: np.ndarray | None = None, progress=None) -> TableState:
+def table_state(table: pd.DataFrame, space_map: np.ndarray | None = None, showing: TableState | None = None,
+                progress=None) -> TableState:
     """Everything the views derive from ``table``: O(n), no sort (item ids are row numbers).
     ``space_map`` (x, y per item id) is the map of the feature space in use (None: the table's own map).
+    ``showing``: the state the views show now; when the map's points are the same (a re-sort), its arrays are
+    kept, so the map view sees the very same points and does nothing.
     ``progress`` (a worker task's) is unused: this takes well under the time a progress bar is for."""
     table = with_view_dtypes(table)
     ids = table.index.to_numpy()
@@ -66,7 +69,11 @@ def table_state(table: pd.DataFrame, space_map: np.ndarray | None = None, progre
         table.index.get_loc(ids[0])  # builds pandas' id lookup here, not on the GUI thread at a first click
     n_ok = int((table["status"] == "ok").sum()) if "status" in table else len(table)
     n_ranked = int(np.count_nonzero(table["rank"].to_numpy() > 0)) if "rank" in table else 0
-    return TableState(table, RankingTable(table), map_ids, map_rows, map_pos, xy, map_points(xy), n_ok, n_ranked)
+    if showing is not None and np.array_equal(showing.xy, xy):
+        xy, points = showing.xy, showing.points
+    else:
+        points = map_points(xy)
+    return TableState(table, RankingTable(table), map_ids, map_rows, map_pos, xy, points, n_ok, n_ranked)
 
 
 def with_view_dtypes(table: pd.DataFrame) -> pd.DataFrame:
@@ -116,6 +123,7 @@ def reranked(table: pd.DataFrame, scores: np.ndarray, relevance: np.ndarray | No
 
 
 def reranked_state(table: pd.DataFrame, scores: np.ndarray, relevance: np.ndarray | None,
-                   space_map: np.ndarray | None = None, progress=None) -> TableState:
+                   space_map: np.ndarray | None = None, showing: TableState | None = None,
+                   progress=None) -> TableState:
     """:func:`table_state` of :func:`reranked` (one worker task; ``progress`` is the task's, unused)."""
-    return table_state(reranked(table, scores, relevance), space_map)
+    return table_state(reranked(table, scores, relevance), space_map, showing)

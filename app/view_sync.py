@@ -198,7 +198,7 @@ class ViewSync(QtCore.QObject):
         current = self.model.current
         self.ranking.set_table(self.model.state.grid)
         xy = self.model.map_xy()
-        if self._shown_xy is None or not np.array_equal(xy, self._shown_xy):  # a new map, not a re-sort
+        if xy is not self._shown_xy:  # a new map, not a re-sort (table_state keeps the points of a re-sort)
             self._shown_xy = xy
             self._shown_colours = None
             self.map_view.set_points(self.model.state.points)

@@ -68,6 +68,7 @@ def test_opening_prepares_the_table_in_a_worker(model, gui_thread_calls):
 
 
 def test_a_new_ranking_is_sorted_in_a_worker_and_swapped_in(qtbot, model, gui_thread_calls):
+    points = model.state.points
     with qtbot.waitSignal(model.table_changed, timeout=10_000):
         model.apply_ranking("custom", np.array([0.6, np.nan, 0.8, 0.1, np.nan, 0.7]), None)
         assert list(model.table.index) == KNN_ORDER and model.busy  # the old table shows until the swap
@@ -77,6 +78,7 @@ def test_a_new_ranking_is_sorted_in_a_worker_and_swapped_in(qtbot, model, gui_th
     assert list(model.table["rank"]) == [1, 2, 3, 4, 0, 0]
     assert list(model.state.grid.ids) == [2, 5, 0, 3, 1, 4]
     assert model.ranking() == "custom"
+    assert model.state.points is points  # the same map: the map view is left alone (no pass over its points)
 
 
 def test_a_label_given_while_the_table_is_re_sorted_survives_the_swap(qtbot, model):
