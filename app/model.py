@@ -319,9 +319,10 @@ class ProjectModel(QObject):
         return ranking_name(self.project)
 
     def set_ranking(self, name: str) -> None:
-        """Make ``name`` the active ranking: re-rank and re-sort the table (stored if writable)."""
-        relevance = self.project.load_array(relevance_array(name))
-        self.apply_ranking(name, ranking_scores(self.project, name), relevance)
+        """Make ``name`` the active ranking: re-rank and re-sort the table (stored if writable).  Its arrays are
+        memory-mapped here and read where the table is re-sorted (a worker at scale)."""
+        relevance = self.project.load_array(relevance_array(name), mmap=True)
+        self.apply_ranking(name, ranking_scores(self.project, name, mmap=True), relevance)
 
     def apply_ranking(self, name: str, scores: np.ndarray, relevance: np.ndarray | None) -> None:
         """Re-rank and re-sort the table by per-item ``scores`` (e.g. fresh from the active learner)."""

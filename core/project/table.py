@@ -53,13 +53,14 @@ def ranking_name(project: Project) -> str:
     return RANKING.read(project)
 
 
-def ranking_scores(project: Project, name: str | None = None) -> np.ndarray:
-    """Per-item scores of a ranking (higher first); NaN for items outside it."""
+def ranking_scores(project: Project, name: str | None = None, mmap: bool = False) -> np.ndarray:
+    """Per-item scores of a ranking (higher first); NaN for items outside it.  ``mmap``: the stored array
+    memory-mapped, as it is (float32), read only when used - at once, not a pass over every item."""
     name = name or ranking_name(project)
     for array in (rank_array(name), score_array(name)):
-        values = project.load_array(array)
+        values = project.load_array(array, mmap=mmap)
         if values is not None:
-            return values.astype(np.float64)
+            return values if mmap else values.astype(np.float64)
     raise KeyError(f"no ranking {name!r} in {project.root}; known: {', '.join(detector_names(project))}")
 
 
