@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 
 INSTALL_HINT = "pip install 'oddscope[cloud]'"
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")  # two letters at least: a Windows drive (C:\) is a path
+URL_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]+://"  # two letters at least: a Windows drive (C:\) is a path
+_URL = re.compile(URL_PATTERN)
 
 
 class RemoteUnavailable(RuntimeError):

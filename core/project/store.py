@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from oddscope.core.data.remote import is_url
+from oddscope.core.data.remote import URL_PATTERN, is_url
 from oddscope.core.project.layout import DB_NAME, ProjectLayout
 from oddscope.core.project.lock import LockHeld, WriterLock
 
@@ -226,26 +228,35 @@ class Project:
         return p if p.is_absolute() else Path(os.path.normpath(self.root / p))
 
     def resolve_all(self, stored) -> list[str]:
-        """:meth:`resolve` for many paths, as strings.
+        """:meth:`resolve` for many paths, as strings (:meth:`resolved_paths` as a list)."""
+        return self.resolved_paths(stored).to_pylist()
 
-        Each distinct folder is resolved once and the file names appended: at millions of items (a few
-        folders each) that is several times faster than resolving every path, and pathlib is slower still.
+    def resolved_paths(self, stored) -> pa.Array:
+        """:meth:`resolve` for many paths, as an Arrow string array.
+
+        Each distinct folder is resolved once in Python and Arrow appends the file names: a Python step
+        per path took 9 s per million items, most of the time a 5M-item project took to open.  URLs and
+        paths that do not end in a file name are resolved one by one.
         """
+        paths = pa.array(stored) if isinstance(stored, pd.Series) else pa.array(list(stored), pa.string())
+        paths = paths.cast(pa.large_string())
+        if isinstance(paths, pa.ChunkedArray):
+            paths = paths.combine_chunks()
+        parts = pc.extract_regex(paths, r"^(?P<folder>.*/)?(?P<name>[^/]*)$")
+        folders, names = pc.dictionary_encode(parts.field("folder")), parts.field("name")
         root = str(self.root)
-        folders: dict[str, str | None] = {}  # stored folder -> resolved folder (None: absolute, kept as stored)
-        out = []
-        for s in stored.tolist() if hasattr(stored, "tolist") else stored:
-            if is_url(s):
-                out.append(s)
-                continue
-            head, _, name = s.rpartition("/")
-            if name in ("", ".", ".."):  # not a plain file name: the folder alone does not say where it is
-                out.append(s if os.path.isabs(s) else os.path.normpath(os.path.join(root, s)))
-                continue
-            if head not in folders:
-                folders[head] = None if os.path.isabs(s) else os.path.normpath(os.path.join(root, head))
-            folder = folders[head]
-            out.append(s if folder is None else os.path.join(folder, name))
+        resolved = [None if os.path.isabs(f) else os.path.normpath(os.path.join(root, f))
+                    for f in folders.dictionary.to_pylist()]  # None: absolute, kept as stored
+        kept = pa.array([r is None for r in resolved], pa.bool_()).take(folders.indices)
+        joined = pc.binary_join_element_wise(pa.array([r or "" for r in resolved], pa.large_string())
+                                             .take(folders.indices), names, pa.scalar(os.sep, pa.large_string()))
+        out = pc.if_else(kept, paths, joined)
+        one_by_one = pc.or_(pc.match_substring_regex(paths, URL_PATTERN), pc.is_in(names, pa.array(["", ".", ".."])))
+        if pc.any(one_by_one).as_py():
+            odd = paths.filter(one_by_one).to_pylist()
+            out = pc.replace_with_mask(out, one_by_one, pa.array(
+                [s if is_url(s) or os.path.isabs(s) else os.path.normpath(os.path.join(root, s)) for s in odd],
+                pa.large_string()))
         return out
 
     def add_items(self, paths, role: str = "test", metas=None) -> int:

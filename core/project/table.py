@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from oddscope.core.progress import as_progress
 from oddscope.core.project.layout import (
@@ -92,7 +93,8 @@ def project_table(project: Project, roles=("test",), absolute_paths: bool = True
     items = project.items()
     df = pd.DataFrame(index=items.index.astype(np.int64))  # (SQL gives an empty project no integer index)
     df.index.name = "item_id"
-    df["path"] = project.resolve_all(items["path"]) if absolute_paths else list(items["path"])
+    df["path"] = (pd.array(project.resolved_paths(items["path"]).cast(pa.string()), dtype="str") if absolute_paths
+                  else list(items["path"]))
     df["status"] = items["status"]
     df["reason"] = items["reason"]
     df["role"] = items["role"]

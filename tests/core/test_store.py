@@ -3,6 +3,7 @@
 import sqlite3
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from oddscope.core.project.layout import DB_NAME
@@ -37,6 +38,9 @@ def test_resolve_all_matches_resolve_for_relative_and_absolute_paths(project, tm
     stored = list(project.items()["path"]) + [elsewhere.as_posix()]
     assert project.resolve_all(stored) == [str(project.resolve(s)) for s in stored]
     assert project.resolve_all(stored)[-1] == str(elsewhere)
+    # the folder-at-a-time path: bare names, dot folders, URLs and names that are no file name, in one call
+    odd = ["a.png", "./b.png", "../up/c.png", "sub/../d.png", "s3://bucket/x/e.png", "folder/", "x/..", "/f.png"]
+    assert project.resolve_all(pd.Series(stored + odd)) == [str(project.resolve(s)) for s in stored + odd]
 
 
 def test_adding_the_same_files_again_adds_nothing(project):
