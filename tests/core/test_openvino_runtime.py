@@ -3,6 +3,8 @@
 import json
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +125,15 @@ try:
 except EncoderError as err:
     print("lite1:", err)
 """
+
+
+def test_the_default_encoder_loads_without_importing_torch_on_a_cpu_machine(default):
+    """torch is installed here, but an OpenVINO start does not pay its 1.6 s import (a Ray actor's start)."""
+    code = ("import sys; from oddscope.core.models.encoders import load_encoder; encoder = load_encoder(); "
+            "print(type(encoder).__name__, 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["OpenVinoEncoder", "False"]
 
 
 def test_an_exported_encoder_runs_without_torch(default):
