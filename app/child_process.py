@@ -115,14 +115,15 @@ def _child_main(fn, args, kwargs, messages, cancel, interval) -> None:
 
 def result_message(result) -> tuple:
     """Child: the message carrying ``result``: ``("table", path)`` for a DataFrame that Arrow can hold (written
-    to a temporary file that :func:`read_table_file` removes), else ``("result", result)``, pickled."""
+    to a temporary file that :func:`read_table_file` removes), else ``("result", result)``, pickled - also when
+    the temporary folder cannot take the file: slower to receive, but the table still arrives."""
     if isinstance(result, pd.DataFrame):
         handle, path = tempfile.mkstemp(prefix="oddscope-table-", suffix=".arrow")
         os.close(handle)
         try:
             feather.write_feather(result, path, compression="uncompressed")
             return ("table", path)
-        except (pa.ArrowException, ValueError, TypeError):  # e.g. mixed types in an object column
+        except (pa.ArrowException, ValueError, TypeError, OSError):  # mixed types in a column; a full disk
             os.remove(path)
     return ("result", result)
 

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt, QTimer
 
+from oddscope.app import child_process
 from oddscope.app.child_process import read_table_file, result_message
 from oddscope.app.worker import Task, TaskManager
 from oddscope.core.progress import Cancelled
@@ -169,6 +170,19 @@ def test_a_table_from_a_child_process_arrives_whole_and_leaves_no_file(qtbot, mi
     assert kind == ("result" if mixed else "table")  # Arrow where it can: it reads back without holding the GIL
     if kind == "table":
         pd.testing.assert_frame_equal(read_table_file(content), table_in_child(mixed))
+    assert set(Path(tempfile.gettempdir()).glob("oddscope-table-*")) == leftovers
+
+
+def test_a_table_is_pickled_when_the_temporary_folder_cannot_take_it(monkeypatch):
+    leftovers = set(Path(tempfile.gettempdir()).glob("oddscope-table-*"))
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(child_process.feather, "write_feather", full_disk)
+    kind, content = result_message(table_in_child(False))
+    assert kind == "result"
+    pd.testing.assert_frame_equal(content, table_in_child(False))
     assert set(Path(tempfile.gettempdir()).glob("oddscope-table-*")) == leftovers
 
 
